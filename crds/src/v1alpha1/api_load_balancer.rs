@@ -1,0 +1,177 @@
+//! `ApiLoadBalancer`: a layer-4 load balancer in front of the kube-apiservers,
+//! with keepalived holding a virtual IP.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::host::HostSpec;
+use super::status::{ComponentVersions, Phase};
+
+/// A TCP load balancer for the Kubernetes API on one or more hosts (HAProxy or
+/// nginx `stream`), with keepalived (VRRP) moving a virtual IP between them.
+/// Backends follow the Ready control-plane members unless set statically.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "kubeseed.io",
+    version = "v1alpha1",
+    kind = "ApiLoadBalancer",
+    status = "ApiLoadBalancerStatus",
+    shortname = "apilb",
+    category = "kubeseed",
+    derive = "PartialEq",
+    doc = "A load balancer with a virtual IP in front of the Kubernetes API, provisioned over SSH.",
+    printcolumn(name = "VIP", type_ = "string", json_path = ".spec.vip", description = "The virtual IP"),
+    printcolumn(name = "Holder", type_ = "string", json_path = ".status.vipHolder", description = "The host that holds the VIP now"),
+    printcolumn(name = "Hosts", type_ = "string", json_path = ".spec.hosts[*].host.address", description = "SSH addresses of the load-balancer hosts"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiLoadBalancerSpec {
+    /// The hosts that run the load balancer and keepalived. The one with the highest
+    /// priority holds the VIP while it is healthy.
+    #[x_kube(validation = Rule::new("size(self) >= 1").message("an ApiLoadBalancer needs at least one host in hosts"))]
+    #[x_kube(validation = Rule::new("self.all(h, self.exists_one(o, o.host.address == h.host.address))")
+        .message("hosts must be distinct: the same host.address is listed twice"))]
+    #[schemars(length(max = 8))]
+    pub hosts: Vec<LoadBalancerHost>,
+
+    /// The virtual IP with its prefix length, such as `10.213.0.100/24`. The load
+    /// balancer listens on it, and its address goes into the apiserver certificates.
+    #[x_kube(validation = Rule::new("isCIDR(self)")
+        .message("vip must be an IP address with a prefix length, such as 10.213.0.100/24"))]
+    #[schemars(length(min = 1, max = 49))]
+    pub vip: String,
+
+    /// Network interface keepalived puts the VIP on, such as `eth0`. Defaults to the
+    /// interface of each host's route to the VIP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub interface: Option<String>,
+
+    /// TCP port the load balancer listens on for the Kubernetes API. Defaults to 6443.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("must be a port number between 1 and 65535"))]
+    pub port: Option<i32>,
+
+    /// Which proxy to run: `HAProxy` (the default) or `Nginx` (the `stream` module).
+    #[serde(default)]
+    pub implementation: LoadBalancerImplementation,
+
+    /// VRRP virtual router ID shared by the hosts (1-255). Must be unique on the
+    /// network segment. Defaults to a value derived from this object's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 255").message("must be between 1 and 255"))]
+    pub virtual_router_id: Option<i32>,
+
+    /// DNS names that resolve to the VIP. They are added to the apiserver certificates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub dns_names: Vec<String>,
+
+    /// Fixed backends. When empty (the default), the backends follow the Ready
+    /// `ControlPlaneMember`s automatically.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub backends: Vec<LoadBalancerBackend>,
+}
+
+/// One load-balancer host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerHost {
+    /// How to reach the host over SSH.
+    pub host: HostSpec,
+
+    /// VRRP priority (1-254): the healthy host with the highest priority holds the
+    /// VIP. Defaults to 100 for the first host and 10 less for each next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 254").message("VRRP priority must be between 1 and 254"))]
+    pub priority: Option<i32>,
+}
+
+/// A fixed load-balancer backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerBackend {
+    /// Address of a kube-apiserver.
+    #[schemars(length(min = 1, max = 253))]
+    pub address: String,
+
+    /// Port of that kube-apiserver. Defaults to 6443.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("must be a port number between 1 and 65535"))]
+    pub port: Option<i32>,
+}
+
+/// The TCP proxies kubeseed can run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum LoadBalancerImplementation {
+    /// HAProxy in TCP mode, with `/readyz` health checks over TLS.
+    #[default]
+    #[serde(rename = "HAProxy")]
+    HaProxy,
+    /// nginx with the `stream` module.
+    Nginx,
+}
+
+/// What kubeseed observed of a load balancer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiLoadBalancerStatus {
+    /// Where the load balancer is in its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The latest observations of its state, one per type (`Ready`, `VipHeld`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// SSH address of the host that held the VIP when last observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip_holder: Option<String>,
+
+    /// The backends (`address:port`) the load balancer forwards to now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<String>,
+
+    /// Per host, what was observed on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<LoadBalancerHostStatus>,
+}
+
+/// What kubeseed observed on one load-balancer host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerHostStatus {
+    /// SSH address of the host.
+    pub address: String,
+
+    /// SHA256 fingerprint of the host key it presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key_fingerprint: Option<String>,
+
+    /// The host key first seen, in `authorized_keys` form; enforced from then on
+    /// when `hostKey` is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_host_key: Option<String>,
+
+    /// Versions of the proxy and keepalived on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<ComponentVersions>,
+}
+
+impl ApiLoadBalancerSpec {
+    /// The port the load balancer listens on, defaulted.
+    pub fn port(&self) -> u16 {
+        self.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(6443)
+    }
+}

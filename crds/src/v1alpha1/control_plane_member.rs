@@ -1,0 +1,195 @@
+//! `ControlPlaneMember`: a master running kube-apiserver, kube-controller-manager,
+//! kube-scheduler and a kubelet, optionally with a stacked etcd member.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::host::HostSpec;
+use super::status::{ComponentVersions, Phase};
+
+/// A Kubernetes master provisioned over SSH: kube-apiserver, kube-controller-manager,
+/// kube-scheduler, a container runtime and a kubelet registered with the
+/// control-plane taint, as systemd units.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "kubeseed.io",
+    version = "v1alpha1",
+    kind = "ControlPlaneMember",
+    status = "ControlPlaneMemberStatus",
+    shortname = "cpm",
+    category = "kubeseed",
+    derive = "PartialEq",
+    doc = "A Kubernetes master that kubeseed provisions over SSH.",
+    printcolumn(name = "Host", type_ = "string", json_path = ".spec.host.address", description = "SSH address of the host"),
+    printcolumn(name = "Etcd", type_ = "string", json_path = ".spec.etcd.topology", description = "Stacked or External etcd"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.versions.kubernetes"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("self.host.address == oldSelf.host.address")
+    .message("host.address cannot be changed: create a new ControlPlaneMember for the other host and delete this one")
+    .field_path(".host.address"))]
+#[x_kube(validation = Rule::new("has(self.advertiseAddress) == has(oldSelf.advertiseAddress) && (!has(self.advertiseAddress) || self.advertiseAddress == oldSelf.advertiseAddress)")
+    .message("advertiseAddress cannot be changed after creation: the cluster's certificates and etcd membership use it")
+    .field_path(".advertiseAddress"))]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneMemberSpec {
+    /// How to reach the host over SSH.
+    pub host: HostSpec,
+
+    /// Address kube-apiserver advertises to the cluster and puts in its certificate.
+    /// Defaults to `host.address`. Cannot be changed after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9a-fA-F.:]+$')").message("must be an IP address, such as 10.213.0.12"))]
+    #[schemars(length(min = 1, max = 45))]
+    pub advertise_address: Option<String>,
+
+    /// Where this master's etcd runs.
+    #[serde(default)]
+    pub etcd: EtcdPlacement,
+
+    /// Kubernetes version for this master, such as `v1.35.0`. Defaults to the
+    /// version the cluster was seeded with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^v?1\\\\.[0-9]+\\\\.[0-9]+$')").message("must be a Kubernetes version such as v1.35.0"))]
+    #[schemars(length(max = 32))]
+    pub kubernetes_version: Option<String>,
+
+    /// kube-apiserver settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_server: Option<ApiServerSpec>,
+
+    /// kube-controller-manager settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_manager: Option<ComponentSpec>,
+
+    /// kube-scheduler settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<ComponentSpec>,
+
+    /// kubelet settings for this master's node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet: Option<super::KubeletSpec>,
+}
+
+/// Where a master's etcd member runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.topology == 'Stacked' || (!has(self.clientPort) && !has(self.peerPort) && !has(self.dataDir))")
+    .message("clientPort, peerPort and dataDir apply only to the Stacked topology: with External, set them on the EtcdMembers"))]
+pub struct EtcdPlacement {
+    /// `Stacked` (the default) runs an etcd member on this host: the operator creates
+    /// and owns an `EtcdMember` named after this object. `External` uses the
+    /// cluster's separate `EtcdMember`s.
+    #[serde(default)]
+    pub topology: EtcdTopology,
+
+    /// etcd client port of the stacked member. Defaults to 2379.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("must be a port number between 1 and 65535"))]
+    pub client_port: Option<i32>,
+
+    /// etcd peer port of the stacked member. Defaults to 2380.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("must be a port number between 1 and 65535"))]
+    pub peer_port: Option<i32>,
+
+    /// Data directory of the stacked member. Defaults to `/var/lib/etcd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("must be an absolute path, such as /var/lib/etcd"))]
+    #[schemars(length(max = 4096))]
+    pub data_dir: Option<String>,
+}
+
+/// The two etcd topologies of kubeadm's high-availability guide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum EtcdTopology {
+    /// etcd runs on the master itself.
+    #[default]
+    Stacked,
+    /// etcd runs on separate hosts, each an `EtcdMember`.
+    External,
+}
+
+/// kube-apiserver settings of one master.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiServerSpec {
+    /// Port kube-apiserver listens on. Defaults to 6443.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub bind_port: Option<i32>,
+
+    /// Extra subject alternative names (DNS names or IP addresses) for the serving
+    /// certificate, besides the addresses kubeseed adds itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub extra_sans: Vec<String>,
+
+    /// Extra command-line flags, without the leading `--`, such as
+    /// `audit-log-maxage: "30"`. They override kubeseed's own flags of the same name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_args: BTreeMap<String, String>,
+}
+
+/// Settings of a control-plane component that takes only extra flags.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSpec {
+    /// Extra command-line flags, without the leading `--`. They override kubeseed's
+    /// own flags of the same name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_args: BTreeMap<String, String>,
+}
+
+/// What kubeseed observed of a master.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneMemberStatus {
+    /// Where the member is in its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The latest observations of the member's state, one per type
+    /// (`Ready`, `HostReachable`, `PreflightPassed`, `Provisioned`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// SHA256 fingerprint of the host key the host presented, such as `SHA256:...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key_fingerprint: Option<String>,
+
+    /// The host key first seen, in `authorized_keys` form; enforced on every later
+    /// connection when `spec.host.hostKey` is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_host_key: Option<String>,
+
+    /// Name of the Node this master registered as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+
+    /// Versions of the components running on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<ComponentVersions>,
+
+    /// Name of the `EtcdMember` this master owns, with the Stacked topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_member: Option<String>,
+}
+
+impl ControlPlaneMemberSpec {
+    /// The address the cluster components advertise, defaulted to the SSH address.
+    pub fn advertise_address(&self) -> &str {
+        self.advertise_address.as_deref().unwrap_or(&self.host.address)
+    }
+}

@@ -1,0 +1,25 @@
+//! Version `v1alpha1` of the `kubeseed.io` API.
+
+mod api_load_balancer;
+pub mod conditions;
+mod control_plane_member;
+mod etcd_member;
+mod host;
+mod status;
+mod worker_node;
+
+pub use api_load_balancer::{
+    ApiLoadBalancer, ApiLoadBalancerSpec, ApiLoadBalancerStatus, LoadBalancerBackend,
+    LoadBalancerHost, LoadBalancerHostStatus, LoadBalancerImplementation,
+};
+pub use control_plane_member::{
+    ApiServerSpec, ComponentSpec, ControlPlaneMember, ControlPlaneMemberSpec,
+    ControlPlaneMemberStatus, EtcdPlacement, EtcdTopology,
+};
+pub use etcd_member::{EtcdMember, EtcdMemberSpec, EtcdMemberStatus};
+pub use host::{Bastion, HostSpec, SecretRef};
+pub use status::{ComponentVersions, Phase};
+pub use worker_node::{KubeletSpec, WorkerNode, WorkerNodeSpec, WorkerNodeStatus};
+
+/// The version string of this API.
+pub const VERSION: &str = "v1alpha1";

@@ -1,0 +1,94 @@
+//! Every example a user applies parses into kubeseed's Rust types, and every
+//! invalid example says which message the API server must answer with.
+//! (That the API server really accepts and refuses them is proven in
+//! `tests/apiserver.rs`, against a real kube-apiserver.)
+
+use std::path::{Path, PathBuf};
+
+use kubeseed_crds::v1alpha1::{ApiLoadBalancer, ControlPlaneMember, EtcdMember, WorkerNode};
+use serde::Deserialize;
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples")
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn documents(path: &Path) -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Parses one document into the type of its kind; returns the kind.
+fn parse_typed(doc: serde_yaml::Value) -> Result<String, String> {
+    let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+    let result = match kind.as_str() {
+        "ControlPlaneMember" => serde_yaml::from_value::<ControlPlaneMember>(doc).map(drop),
+        "EtcdMember" => serde_yaml::from_value::<EtcdMember>(doc).map(drop),
+        "ApiLoadBalancer" => serde_yaml::from_value::<ApiLoadBalancer>(doc).map(drop),
+        "WorkerNode" => serde_yaml::from_value::<WorkerNode>(doc).map(drop),
+        "Secret" => {
+            serde_yaml::from_value::<k8s_openapi::api::core::v1::Secret>(doc).map(drop)
+        }
+        other => return Err(format!("unexpected kind {other:?}")),
+    };
+    result.map(|()| kind).map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_valid_example_parses_into_the_types() {
+    let mut kinds = Vec::new();
+    for file in yaml_files(&examples_dir()) {
+        let docs = documents(&file);
+        assert!(!docs.is_empty(), "{} has no document", file.display());
+        for doc in docs {
+            match parse_typed(doc) {
+                Ok(kind) => kinds.push(kind),
+                Err(e) => panic!("{}: {e}", file.display()),
+            }
+        }
+    }
+    for kind in ["ControlPlaneMember", "EtcdMember", "ApiLoadBalancer", "WorkerNode", "Secret"] {
+        assert!(kinds.iter().any(|k| k == kind), "no example of {kind}");
+    }
+}
+
+#[test]
+fn the_ssh_secret_example_has_the_ssh_auth_type() {
+    let docs = documents(&examples_dir().join("ssh-secret.yaml"));
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_yaml::from_value(docs[0].clone()).unwrap();
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/ssh-auth"));
+    assert!(secret.string_data.unwrap().contains_key("ssh-privatekey"));
+}
+
+#[test]
+fn every_invalid_example_names_its_expected_message() {
+    let files = yaml_files(&examples_dir().join("invalid"));
+    assert!(files.len() >= 10, "expected an invalid example per rule");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        let expected = first.strip_prefix("# expect: ").unwrap_or_else(|| {
+            panic!("{} must start with `# expect: <message>`", file.display())
+        });
+        assert!(!expected.trim().is_empty());
+        let docs = documents(&file);
+        assert!(
+            (1..=2).contains(&docs.len()),
+            "{}: one document (refused on create) or two (created, then refused on update)",
+            file.display()
+        );
+    }
+}
