@@ -30,20 +30,59 @@ fn documents(path: &Path) -> Vec<serde_yaml::Value> {
         .collect()
 }
 
+/// Parses a document into `T` and serialises it back, so a field the type does
+/// not know (which serde would silently drop) shows up as a difference.
+fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(
+    doc: serde_yaml::Value,
+) -> Result<serde_json::Value, String> {
+    let typed: T = serde_yaml::from_value(doc).map_err(|e| e.to_string())?;
+    serde_json::to_value(&typed).map_err(|e| e.to_string())
+}
+
+/// Every leaf the author wrote must survive the round trip.
+fn dropped_paths(original: &serde_json::Value, typed: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (original, typed) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                match b.get(k) {
+                    Some(w) => dropped_paths(v, w, &format!("{path}.{k}"), out),
+                    None => out.push(format!("{path}.{k}")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, v) in a.iter().enumerate() {
+                match b.get(i) {
+                    Some(w) => dropped_paths(v, w, &format!("{path}[{i}]"), out),
+                    None => out.push(format!("{path}[{i}]")),
+                }
+            }
+        }
+        (a, b) if a != b => out.push(format!("{path} ({a} became {b})")),
+        _ => {}
+    }
+}
+
 /// Parses one document into the type of its kind; returns the kind.
 fn parse_typed(doc: serde_yaml::Value) -> Result<String, String> {
     let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
-    let result = match kind.as_str() {
-        "ControlPlaneMember" => serde_yaml::from_value::<ControlPlaneMember>(doc).map(drop),
-        "EtcdMember" => serde_yaml::from_value::<EtcdMember>(doc).map(drop),
-        "ApiLoadBalancer" => serde_yaml::from_value::<ApiLoadBalancer>(doc).map(drop),
-        "WorkerNode" => serde_yaml::from_value::<WorkerNode>(doc).map(drop),
-        "Secret" => {
-            serde_yaml::from_value::<k8s_openapi::api::core::v1::Secret>(doc).map(drop)
-        }
+    let original: serde_json::Value = serde_yaml::from_value(doc.clone()).map_err(|e| e.to_string())?;
+    let typed = match kind.as_str() {
+        "ControlPlaneMember" => round_trip::<ControlPlaneMember>(doc)?,
+        "EtcdMember" => round_trip::<EtcdMember>(doc)?,
+        "ApiLoadBalancer" => round_trip::<ApiLoadBalancer>(doc)?,
+        "WorkerNode" => round_trip::<WorkerNode>(doc)?,
+        "Secret" => round_trip::<k8s_openapi::api::core::v1::Secret>(doc)?,
         other => return Err(format!("unexpected kind {other:?}")),
     };
-    result.map(|()| kind).map_err(|e| e.to_string())
+    let mut dropped = Vec::new();
+    dropped_paths(&original, &typed, "", &mut dropped);
+    if dropped.is_empty() {
+        Ok(kind)
+    } else {
+        Err(format!("fields the types do not know (misspelt or misnamed?): {dropped:?}"))
+    }
 }
 
 #[test]

@@ -127,7 +127,7 @@ pub struct ApiServerSpec {
 
     /// Extra subject alternative names (DNS names or IP addresses) for the serving
     /// certificate, besides the addresses kubeseed adds itself.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, rename = "extraSANs", skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub extra_sans: Vec<String>,
 

@@ -79,7 +79,7 @@ pub struct EtcdMemberSpec {
 
     /// Extra subject alternative names (DNS names or IP addresses) for the member's
     /// server and peer certificates.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, rename = "extraSANs", skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub extra_sans: Vec<String>,
 

@@ -1,0 +1,305 @@
+//! Where the real Kubernetes, etcd and Helm programs built by
+//! `e2e/toolchain/build.sh` live.
+//!
+//! Tests never build the toolchain themselves (a cold build takes tens of
+//! minutes); they locate a finished one and fail with instructions when there
+//! is none, because CI always builds it first and a silent skip would hide a
+//! broken pipeline.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+/// Versions `e2e/toolchain/build.sh` pins by default. A unit test keeps the two
+/// in step.
+pub const K8S_VERSION: &str = "v1.35.8";
+/// etcd and etcdctl version built by default.
+pub const ETCD_VERSION: &str = "v3.6.16";
+/// Helm 4 version built by default (installed as `helm`).
+pub const HELM4_VERSION: &str = "v4.3.1";
+/// Helm 3 version built by default (installed as `helm3`).
+pub const HELM3_VERSION: &str = "v3.22.0";
+
+/// Every program the build script installs into the bin directory.
+pub const PROGRAMS: &[&str] = &[
+    "etcd",
+    "etcdctl",
+    "helm",
+    "helm3",
+    "kube-apiserver",
+    "kubectl",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+];
+
+/// Environment variable naming the toolchain's bin directory explicitly
+/// (the last line `build.sh` prints is `KUBESEED_TOOLCHAIN=<dir>`).
+pub const TOOLCHAIN_ENV: &str = "KUBESEED_TOOLCHAIN";
+
+/// Why no usable toolchain was found. `Debug` prints the `Display` text so
+/// a test's `.unwrap()` says what to do.
+#[derive(thiserror::Error)]
+pub enum ToolchainError {
+    /// Nothing was found where the build script puts it.
+    #[error(
+        "no Kubernetes toolchain found: {detail}. Build it with `bash e2e/toolchain/build.sh` \
+         (cold: tens of minutes; afterwards instant) or point {TOOLCHAIN_ENV} at an existing bin directory"
+    )]
+    NotBuilt {
+        /// What was looked at.
+        detail: String,
+    },
+    /// The directory exists but a program is missing or not executable.
+    #[error(
+        "toolchain at {dir} is incomplete: {program} is missing or not executable. \
+         Re-run `bash e2e/toolchain/build.sh` (it rebuilds only what is missing)"
+    )]
+    Incomplete {
+        /// The bin directory.
+        dir: PathBuf,
+        /// The missing program.
+        program: String,
+    },
+}
+
+impl std::fmt::Debug for ToolchainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// A finished toolchain: a directory holding [`PROGRAMS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toolchain {
+    bin: PathBuf,
+}
+
+impl Toolchain {
+    /// Finds the toolchain: `$KUBESEED_TOOLCHAIN` if set, else the build
+    /// script's default cache location for the pinned versions.
+    pub fn locate() -> Result<Self, ToolchainError> {
+        if let Some(dir) = std::env::var_os(TOOLCHAIN_ENV).filter(|v| !v.is_empty()) {
+            return Self::at(PathBuf::from(dir));
+        }
+        let root = cache_root(&EnvLookup).join("toolchain");
+        let bin = find_complete(&root)?;
+        Self::at(bin)
+    }
+
+    /// Uses `bin` as the toolchain directory after checking every program is there.
+    pub fn at(bin: PathBuf) -> Result<Self, ToolchainError> {
+        if !bin.is_dir() {
+            return Err(ToolchainError::NotBuilt {
+                detail: format!("{} is not a directory", bin.display()),
+            });
+        }
+        for program in PROGRAMS {
+            if !is_executable(&bin.join(program)) {
+                return Err(ToolchainError::Incomplete {
+                    dir: bin,
+                    program: (*program).to_owned(),
+                });
+            }
+        }
+        Ok(Self { bin })
+    }
+
+    /// The bin directory.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Path of one program in the toolchain (e.g. `"kube-apiserver"`).
+    pub fn program(&self, name: impl AsRef<OsStr>) -> PathBuf {
+        self.bin.join(name.as_ref())
+    }
+
+    /// `kube-apiserver`.
+    pub fn kube_apiserver(&self) -> PathBuf {
+        self.program("kube-apiserver")
+    }
+
+    /// `etcd`.
+    pub fn etcd(&self) -> PathBuf {
+        self.program("etcd")
+    }
+
+    /// `etcdctl`.
+    pub fn etcdctl(&self) -> PathBuf {
+        self.program("etcdctl")
+    }
+
+    /// `kubectl` (never the machine's `/usr/bin/kubectl`).
+    pub fn kubectl(&self) -> PathBuf {
+        self.program("kubectl")
+    }
+
+    /// Helm 4.
+    pub fn helm(&self) -> PathBuf {
+        self.program("helm")
+    }
+
+    /// Helm 3.
+    pub fn helm3(&self) -> PathBuf {
+        self.program("helm3")
+    }
+}
+
+/// Reads environment variables; a trait so the path logic is testable.
+trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+struct EnvLookup;
+
+impl Env for EnvLookup {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// `${KUBESEED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubeseed}`, as in build.sh.
+fn cache_root(env: &dyn Env) -> PathBuf {
+    if let Some(dir) = env.var("KUBESEED_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = env
+        .var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env.var("HOME").unwrap_or_else(|| "/root".into())).join(".cache")
+        });
+    base.join("kubeseed")
+}
+
+/// Directory-name prefix build.sh uses for the pinned versions; the rest of
+/// the key (Go version, platform) may differ between machines.
+fn key_prefix() -> String {
+    format!("k8s-{K8S_VERSION}_etcd-{ETCD_VERSION}_helm-{HELM4_VERSION}-{HELM3_VERSION}_")
+}
+
+/// The bin directory of a finished build (one with build.sh's `.complete`
+/// stamp) of the pinned versions under `root`. When several Go versions built
+/// it, the lexically greatest key wins so the choice is stable.
+fn find_complete(root: &Path) -> Result<PathBuf, ToolchainError> {
+    let prefix = key_prefix();
+    let entries = std::fs::read_dir(root).map_err(|e| ToolchainError::NotBuilt {
+        detail: format!("cannot read {}: {e}", root.display()),
+    })?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .filter(|p| p.join(".complete").is_file())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|p| p.join("bin"))
+        .ok_or_else(|| ToolchainError::NotBuilt {
+            detail: format!("no finished build named {prefix}* in {}", root.display()),
+        })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, &'static str>);
+
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn cache_root_follows_build_script_precedence() {
+        let env = FakeEnv(HashMap::from([
+            ("KUBESEED_CACHE", "/a"),
+            ("XDG_CACHE_HOME", "/b"),
+            ("HOME", "/c"),
+        ]));
+        assert_eq!(cache_root(&env), PathBuf::from("/a"));
+        let env = FakeEnv(HashMap::from([("XDG_CACHE_HOME", "/b"), ("HOME", "/c")]));
+        assert_eq!(cache_root(&env), PathBuf::from("/b/kubeseed"));
+        let env = FakeEnv(HashMap::from([("HOME", "/c")]));
+        assert_eq!(cache_root(&env), PathBuf::from("/c/.cache/kubeseed"));
+    }
+
+    #[test]
+    fn pinned_versions_match_build_script() {
+        let script = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../toolchain/build.sh"),
+        )
+        .unwrap();
+        for (var, want) in [
+            ("K8S_VERSION", K8S_VERSION),
+            ("ETCD_VERSION", ETCD_VERSION),
+            ("HELM4_VERSION", HELM4_VERSION),
+            ("HELM3_VERSION", HELM3_VERSION),
+        ] {
+            let line = format!("{var}=\"${{{var}:-{want}}}\"");
+            assert!(script.contains(&line), "build.sh should pin `{line}`");
+        }
+        for program in PROGRAMS {
+            assert!(script.contains(program), "build.sh should build {program}");
+        }
+    }
+
+    #[test]
+    fn module_hashes_are_recorded_for_pinned_versions() {
+        let sums = Path::new(env!("CARGO_MANIFEST_DIR")).join("../toolchain/sums");
+        for name in [
+            format!("kubernetes-{K8S_VERSION}"),
+            format!("etcd-{ETCD_VERSION}"),
+            format!("helm-{HELM4_VERSION}"),
+            format!("helm-{HELM3_VERSION}"),
+        ] {
+            let file = sums.join(format!("{name}.go.sum"));
+            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!("{}: {e} (see e2e/toolchain/README.md)", file.display())
+            });
+            assert!(
+                text.lines().count() > 50,
+                "{} looks truncated",
+                file.display()
+            );
+        }
+    }
+
+    #[test]
+    fn finds_only_completed_builds_of_pinned_versions() {
+        let root = tempfile::tempdir().unwrap();
+        let prefix = key_prefix();
+        let unfinished = root.path().join(format!("{prefix}go1.26.8_linux-amd64"));
+        std::fs::create_dir_all(unfinished.join("bin")).unwrap();
+        let other = root
+            .path()
+            .join("k8s-v1.34.0_etcd-v3.6.0_helm-x-y_go1_linux-amd64");
+        std::fs::create_dir_all(other.join("bin")).unwrap();
+        std::fs::write(other.join(".complete"), "").unwrap();
+        let err = find_complete(root.path()).unwrap_err();
+        assert!(err.to_string().contains("e2e/toolchain/build.sh"), "{err}");
+
+        std::fs::write(unfinished.join(".complete"), "").unwrap();
+        assert_eq!(find_complete(root.path()).unwrap(), unfinished.join("bin"));
+    }
+
+    #[test]
+    fn missing_program_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Toolchain::at(dir.path().to_path_buf()).unwrap_err();
+        assert!(err.to_string().contains("etcd is missing"), "{err}");
+    }
+}
