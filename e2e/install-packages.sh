@@ -5,6 +5,8 @@ set -euo pipefail
 packages=(
   openssh-server openssh-client sudo   # the SSH engine's tests start a real sshd
   openssl                              # PKI tests verify chains with `openssl verify`
+  gcc libc6-dev                        # the toolchain's kubelet links with cgo, as upstream's does
+  util-linux                           # nsenter, setpriv: the lab and the harness
   debootstrap systemd-container        # the lab: base root file system, systemd-nspawn
   iproute2 iptables                    # the lab: namespaces, bridge, veth
   containerd                           # importing the operator image with `ctr`

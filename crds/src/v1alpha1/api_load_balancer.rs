@@ -1,13 +1,12 @@
 //! `ApiLoadBalancer`: a layer-4 load balancer in front of the kube-apiservers,
 //! with keepalived holding a virtual IP.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::host::HostSpec;
-use super::status::{ComponentVersions, Phase};
+use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 
 /// A TCP load balancer for the Kubernetes API on one or more hosts (HAProxy or
 /// nginx `stream`), with keepalived (VRRP) moving a virtual IP between them.
@@ -122,18 +121,9 @@ pub enum LoadBalancerImplementation {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiLoadBalancerStatus {
-    /// Where the load balancer is in its life.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
-
-    /// The latest observations of its state, one per type (`Ready`, `VipHeld`, ...).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-
-    /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
+    /// Phase, conditions and observed generation.
+    #[serde(flatten)]
+    pub common: CommonStatus,
 
     /// SSH address of the host that held the VIP when last observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,14 +145,9 @@ pub struct LoadBalancerHostStatus {
     /// SSH address of the host.
     pub address: String,
 
-    /// SHA256 fingerprint of the host key it presented.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_key_fingerprint: Option<String>,
-
-    /// The host key first seen, in `authorized_keys` form; enforced from then on
-    /// when `hostKey` is unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_host_key: Option<String>,
+    /// The SSH host key the host presented.
+    #[serde(flatten)]
+    pub host_key: ObservedHostKey,
 
     /// Versions of the proxy and keepalived on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,7 +18,7 @@ pub use control_plane_member::{
 };
 pub use etcd_member::{EtcdMember, EtcdMemberSpec, EtcdMemberStatus};
 pub use host::{Bastion, HostSpec, SecretRef};
-pub use status::{ComponentVersions, Phase};
+pub use status::{CommonStatus, ComponentVersions, ObservedHostKey, Phase};
 pub use worker_node::{KubeletSpec, WorkerNode, WorkerNodeSpec, WorkerNodeStatus};
 
 /// The version string of this API.

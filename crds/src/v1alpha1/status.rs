@@ -1,5 +1,6 @@
 //! Status pieces every kind shares.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -39,4 +40,39 @@ pub struct ComponentVersions {
     /// keepalived version, on load-balancer hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalived: Option<String>,
+}
+
+/// What every kind's status starts with: where the object is in its life, its
+/// conditions and the generation they describe.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommonStatus {
+    /// Where the object is in its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The latest observations of the object's state, one per type (`Ready`,
+    /// `HostReachable`, `PreflightPassed`, `Provisioned`, `EtcdVoting`, `VipHeld`,
+    /// `Implemented`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The SSH identity a host presented.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedHostKey {
+    /// SHA256 fingerprint of the host key the host presented, such as `SHA256:...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key_fingerprint: Option<String>,
+
+    /// The host key first seen, in `authorized_keys` form; enforced on every later
+    /// connection when the spec pins no `hostKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_host_key: Option<String>,
 }

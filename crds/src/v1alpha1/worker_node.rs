@@ -3,13 +3,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Taint;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::host::HostSpec;
-use super::status::{ComponentVersions, Phase};
+use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 
 /// A worker provisioned over SSH: containerd, kubelet and kube-proxy, joined with
 /// a bootstrap token and TLS bootstrapping.
@@ -92,28 +91,13 @@ pub struct KubeletSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerNodeStatus {
-    /// Where the worker is in its life.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
+    /// Phase, conditions and observed generation.
+    #[serde(flatten)]
+    pub common: CommonStatus,
 
-    /// The latest observations of the worker's state, one per type
-    /// (`Ready`, `HostReachable`, `PreflightPassed`, `Provisioned`, ...).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-
-    /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-
-    /// SHA256 fingerprint of the host key the host presented, such as `SHA256:...`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_key_fingerprint: Option<String>,
-
-    /// The host key first seen, in `authorized_keys` form; enforced on every later
-    /// connection when `spec.host.hostKey` is unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_host_key: Option<String>,
+    /// The SSH host key the host presented.
+    #[serde(flatten)]
+    pub host_key: ObservedHostKey,
 
     /// Name of the Node the kubelet registered as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
