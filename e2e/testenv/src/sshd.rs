@@ -446,7 +446,11 @@ impl SshAgent {
             if Instant::now() > deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("ssh-agent did not create {}: {}", socket.display(), process.log_tail(10)),
+                    format!(
+                        "ssh-agent did not create {}: {}",
+                        socket.display(),
+                        process.log_tail(10)
+                    ),
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
