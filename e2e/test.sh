@@ -22,3 +22,7 @@ export KUBESEED_TOOLCHAIN
 
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads="${KUBESEED_TEST_THREADS:-2}"
+
+echo "== operator image: built offline as an OCI archive, imported and run by a private containerd"
+bash operator/image/build.sh
+bash operator/image/verify.sh

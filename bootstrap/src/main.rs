@@ -16,7 +16,9 @@ enum Cli {
 fn main() -> anyhow::Result<()> {
     match Cli::parse() {
         Cli::Seed { host } => {
-            anyhow::bail!("`bootstrap seed {host}` is not implemented yet (see the README's status table)")
+            anyhow::bail!(
+                "`bootstrap seed {host}` is not implemented yet (see the README's status table)"
+            )
         }
     }
 }

@@ -11,6 +11,8 @@
 //! [`ApiLoadBalancer`]: v1alpha1::ApiLoadBalancer
 //! [`WorkerNode`]: v1alpha1::WorkerNode
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod crdgen;
 pub mod v1alpha1;
 

@@ -3,6 +3,8 @@
 //! (That the API server really accepts and refuses them is proven in
 //! `tests/apiserver.rs`, against a real kube-apiserver.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use kubeseed_crds::v1alpha1::{ApiLoadBalancer, ControlPlaneMember, EtcdMember, WorkerNode};
@@ -40,7 +42,12 @@ fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(
 }
 
 /// Every leaf the author wrote must survive the round trip.
-fn dropped_paths(original: &serde_json::Value, typed: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+fn dropped_paths(
+    original: &serde_json::Value,
+    typed: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
     use serde_json::Value;
     match (original, typed) {
         (Value::Object(a), Value::Object(b)) => {
@@ -67,7 +74,8 @@ fn dropped_paths(original: &serde_json::Value, typed: &serde_json::Value, path: 
 /// Parses one document into the type of its kind; returns the kind.
 fn parse_typed(doc: serde_yaml::Value) -> Result<String, String> {
     let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
-    let original: serde_json::Value = serde_yaml::from_value(doc.clone()).map_err(|e| e.to_string())?;
+    let original: serde_json::Value =
+        serde_yaml::from_value(doc.clone()).map_err(|e| e.to_string())?;
     let typed = match kind.as_str() {
         "ControlPlaneMember" => round_trip::<ControlPlaneMember>(doc)?,
         "EtcdMember" => round_trip::<EtcdMember>(doc)?,
@@ -81,7 +89,9 @@ fn parse_typed(doc: serde_yaml::Value) -> Result<String, String> {
     if dropped.is_empty() {
         Ok(kind)
     } else {
-        Err(format!("fields the types do not know (misspelt or misnamed?): {dropped:?}"))
+        Err(format!(
+            "fields the types do not know (misspelt or misnamed?): {dropped:?}"
+        ))
     }
 }
 
@@ -98,7 +108,13 @@ fn every_valid_example_parses_into_the_types() {
             }
         }
     }
-    for kind in ["ControlPlaneMember", "EtcdMember", "ApiLoadBalancer", "WorkerNode", "Secret"] {
+    for kind in [
+        "ControlPlaneMember",
+        "EtcdMember",
+        "ApiLoadBalancer",
+        "WorkerNode",
+        "Secret",
+    ] {
         assert!(kinds.iter().any(|k| k == kind), "no example of {kind}");
     }
 }
@@ -119,9 +135,9 @@ fn every_invalid_example_names_its_expected_message() {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let first = text.lines().next().unwrap_or_default();
-        let expected = first.strip_prefix("# expect: ").unwrap_or_else(|| {
-            panic!("{} must start with `# expect: <message>`", file.display())
-        });
+        let expected = first
+            .strip_prefix("# expect: ")
+            .unwrap_or_else(|| panic!("{} must start with `# expect: <message>`", file.display()));
         assert!(!expected.trim().is_empty());
         let docs = documents(&file);
         assert!(

@@ -21,12 +21,35 @@ use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
     category = "kubeseed",
     derive = "PartialEq",
     doc = "A load balancer with a virtual IP in front of the Kubernetes API, provisioned over SSH.",
-    printcolumn(name = "VIP", type_ = "string", json_path = ".spec.vip", description = "The virtual IP"),
-    printcolumn(name = "Holder", type_ = "string", json_path = ".status.vipHolder", description = "The host that holds the VIP now"),
-    printcolumn(name = "Hosts", type_ = "string", json_path = ".spec.hosts[*].host.address", description = "SSH addresses of the load-balancer hosts"),
+    printcolumn(
+        name = "VIP",
+        type_ = "string",
+        json_path = ".spec.vip",
+        description = "The virtual IP"
+    ),
+    printcolumn(
+        name = "Holder",
+        type_ = "string",
+        json_path = ".status.vipHolder",
+        description = "The host that holds the VIP now"
+    ),
+    printcolumn(
+        name = "Hosts",
+        type_ = "string",
+        json_path = ".spec.hosts[*].host.address",
+        description = "SSH addresses of the load-balancer hosts"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ApiLoadBalancerSpec {
@@ -157,6 +180,8 @@ pub struct LoadBalancerHostStatus {
 impl ApiLoadBalancerSpec {
     /// The port the load balancer listens on, defaulted.
     pub fn port(&self) -> u16 {
-        self.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(6443)
+        self.port
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(6443)
     }
 }

@@ -22,12 +22,30 @@ use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
     category = "kubeseed",
     derive = "PartialEq",
     doc = "An etcd member that kubeseed provisions over SSH.",
-    printcolumn(name = "Host", type_ = "string", json_path = ".spec.host.address", description = "SSH address of the host"),
-    printcolumn(name = "Member ID", type_ = "string", json_path = ".status.memberId", description = "etcd member ID (hex)"),
+    printcolumn(
+        name = "Host",
+        type_ = "string",
+        json_path = ".spec.host.address",
+        description = "SSH address of the host"
+    ),
+    printcolumn(
+        name = "Member ID",
+        type_ = "string",
+        json_path = ".status.memberId",
+        description = "etcd member ID (hex)"
+    ),
     printcolumn(name = "Learner", type_ = "boolean", json_path = ".status.isLearner"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("self.host.address == oldSelf.host.address")
     .message("host.address cannot be changed: add a new EtcdMember for the other host, then delete this one")
@@ -116,17 +134,23 @@ pub struct EtcdMemberStatus {
 impl EtcdMemberSpec {
     /// The address etcd advertises, defaulted to the SSH address.
     pub fn advertise_address(&self) -> &str {
-        self.advertise_address.as_deref().unwrap_or(&self.host.address)
+        self.advertise_address
+            .as_deref()
+            .unwrap_or(&self.host.address)
     }
 
     /// The client port, defaulted.
     pub fn client_port(&self) -> u16 {
-        self.client_port.and_then(|p| u16::try_from(p).ok()).unwrap_or(2379)
+        self.client_port
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(2379)
     }
 
     /// The peer port, defaulted.
     pub fn peer_port(&self) -> u16 {
-        self.peer_port.and_then(|p| u16::try_from(p).ok()).unwrap_or(2380)
+        self.peer_port
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(2380)
     }
 
     /// The data directory, defaulted.

@@ -1,5 +1,9 @@
 //! Version `v1alpha1` of the `kubeseed.io` API.
 
+// kube's derive takes one `printcolumn(...)` per column, and clippy reads the
+// repeated attribute name as a mistake; the columns are all distinct.
+#![allow(clippy::duplicated_attributes)]
+
 mod api_load_balancer;
 pub mod conditions;
 mod control_plane_member;

@@ -22,12 +22,34 @@ use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
     category = "kubeseed",
     derive = "PartialEq",
     doc = "A Kubernetes worker node that kubeseed provisions over SSH.",
-    printcolumn(name = "Host", type_ = "string", json_path = ".spec.host.address", description = "SSH address of the host"),
-    printcolumn(name = "Node", type_ = "string", json_path = ".status.nodeName", description = "The Node it registered as"),
+    printcolumn(
+        name = "Host",
+        type_ = "string",
+        json_path = ".spec.host.address",
+        description = "SSH address of the host"
+    ),
+    printcolumn(
+        name = "Node",
+        type_ = "string",
+        json_path = ".status.nodeName",
+        description = "The Node it registered as"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.versions.kubernetes"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.versions.kubernetes"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("self.host.address == oldSelf.host.address")
     .message("host.address cannot be changed: create a new WorkerNode for the other host and delete this one")
@@ -111,6 +133,8 @@ pub struct WorkerNodeStatus {
 impl WorkerNodeSpec {
     /// The node IP, defaulted to the SSH address.
     pub fn advertise_address(&self) -> &str {
-        self.advertise_address.as_deref().unwrap_or(&self.host.address)
+        self.advertise_address
+            .as_deref()
+            .unwrap_or(&self.host.address)
     }
 }

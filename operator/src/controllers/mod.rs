@@ -1,0 +1,221 @@
+//! One controller per kind, and the plumbing they share.
+//!
+//! Each reconcile is a pipeline: read the object, plan its status (pure, see
+//! [`not_implemented::plan`]), apply, then write the status by server-side apply
+//! under [`FIELD_MANAGER`]. [`finalizer()`] wraps it, so a member's cleanup runs
+//! before the object disappears; cleanup is idempotent and safe when apply never
+//! reached the host. A kind's own module says what it does to hosts; until its
+//! provisioning issue lands, that is nothing, and its status says so.
+
+pub mod api_load_balancer;
+pub mod control_plane_member;
+pub mod etcd_member;
+pub mod not_implemented;
+pub mod worker_node;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::ClusterResourceScope;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::context::{Context, FIELD_MANAGER};
+use crate::error::{Error, Result};
+
+/// The finalizer every kind carries while the operator may still have work to
+/// undo on its hosts.
+pub const FINALIZER: &str = "kubeseed.io/host-cleanup";
+
+/// How often an object is looked at again when nothing changed.
+const RESYNC: Duration = Duration::from_secs(3600);
+/// How long after a failure a reconcile is retried.
+const RETRY: Duration = Duration::from_secs(30);
+
+/// A kubeseed kind a controller reconciles.
+pub trait Member:
+    Resource<DynamicType = (), Scope = ClusterResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The conditions the object's status carries now.
+    fn conditions(&self) -> &[Condition];
+    /// The SSH address(es) of its host(s), for spans and messages.
+    fn hosts(&self) -> String;
+}
+
+/// A future that completes when the controllers must stop.
+pub type StopSignal = Shared<BoxFuture<'static, ()>>;
+
+/// Runs the controller of kind `K` until `stop` completes.
+pub async fn run<K: Member>(ctx: Arc<Context>, stop: StopSignal) {
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let kind = K::kind(&()).to_string();
+    info!(kind = %kind, "controller starting");
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(stop)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|r| {
+            if let Err(e) = r {
+                // Reconcile errors were logged inside their span; these are
+                // watch/queue errors of the runtime.
+                warn!(error = %e, "controller stream error");
+            }
+            futures::future::ready(())
+        })
+        .await;
+    info!(kind = %kind, "controller stopped");
+}
+
+/// Reconciles one object of kind `K`: finalizer, pipeline, metrics and events.
+pub async fn reconcile<K: Member>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
+    let kind = K::kind(&()).to_string();
+    let name = obj.meta().name.clone().ok_or(Error::MissingName)?;
+    let hosts = obj.hosts();
+    let span = info_span!("reconcile", kind = %kind, name = %name, host = %hosts);
+    async move {
+        let _timer = ctx.metrics.reconcile_started(&kind);
+        let api: Api<K> = Api::all(ctx.client.clone());
+        let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
+            match event {
+                Event::Apply(o) => apply_not_implemented(&api, o, &ctx).await,
+                Event::Cleanup(o) => cleanup_not_implemented(o, &ctx).await,
+            }
+        })
+        .await
+        .map_err(Error::from);
+        if let Err(e) = &result {
+            warn!(error = %e, reason = e.event_reason(), "reconcile failed");
+            ctx.metrics.reconcile_failed(&kind, e);
+            publish(
+                &ctx,
+                obj.as_ref(),
+                EventType::Warning,
+                e.event_reason(),
+                e.to_string(),
+            )
+            .await;
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+/// Retries after a fixed pause; the failure was already logged, counted and
+/// published by [`reconcile`], where it could still be awaited.
+pub fn error_policy<K: Member>(_obj: Arc<K>, _err: &Error, _ctx: Arc<Context>) -> Action {
+    Action::requeue(RETRY)
+}
+
+/// The apply step of a kind whose provisioning has not landed.
+async fn apply_not_implemented<K: Member>(
+    api: &Api<K>,
+    obj: Arc<K>,
+    ctx: &Context,
+) -> Result<Action> {
+    let name = obj.meta().name.clone().ok_or(Error::MissingName)?;
+    let kind = K::kind(&());
+    let plan = not_implemented::plan(
+        &kind,
+        &obj.hosts(),
+        obj.conditions(),
+        obj.meta().generation,
+        Timestamp::now(),
+    );
+    let status = serde_json::json!({
+        "phase": plan.phase,
+        "conditions": plan.conditions,
+        "observedGeneration": plan.observed_generation,
+    });
+    write_status::<K>(api, &name, status).await?;
+    if plan.announce {
+        warn!("provisioning of this kind is not implemented yet");
+        publish(
+            ctx,
+            obj.as_ref(),
+            EventType::Warning,
+            kubeseed_crds::v1alpha1::conditions::REASON_NOT_IMPLEMENTED,
+            not_implemented::message(&kind, &obj.hosts()),
+        )
+        .await;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+/// The cleanup step of a kind whose provisioning has not landed: apply never
+/// touched a host, so there is nothing to undo and the finalizer may go.
+async fn cleanup_not_implemented<K: Member>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
+    info!("nothing was provisioned; releasing the finalizer");
+    publish(
+        ctx,
+        obj.as_ref(),
+        EventType::Normal,
+        "Released",
+        format!("nothing to undo on {}", obj.hosts()),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// Writes `status` by server-side apply under the operator's field manager.
+pub async fn write_status<K: Member>(
+    api: &Api<K>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<()> {
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    // force: this manager is the only writer of these status fields, and
+    // should take them over from a bootstrap tool that wrote them first.
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(name, &params, &Patch::Apply(&body))
+        .await
+        .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// Publishes an Event about `obj`; a failure is logged, never fatal, because
+/// the status already carries the same facts.
+async fn publish<K: Member>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(error = %e, name = %obj.name_any(), "cannot publish event");
+    }
+}
+
+/// Starts the controller of every kind and waits for all of them to stop.
+pub async fn run_all(ctx: Arc<Context>, stop: StopSignal) {
+    futures::join!(
+        control_plane_member::run(ctx.clone(), stop.clone()),
+        etcd_member::run(ctx.clone(), stop.clone()),
+        api_load_balancer::run(ctx.clone(), stop.clone()),
+        worker_node::run(ctx, stop),
+    );
+}

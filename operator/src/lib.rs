@@ -1,0 +1,26 @@
+//! The kubeseed operator: runs inside the cluster it manages and provisions the
+//! hosts its custom resources describe.
+//!
+//! - [`runtime`] wires a process: endpoints ([`http`]), leader election
+//!   ([`leader`]), the controllers ([`controllers`], one per kind) and shutdown.
+//! - [`context`] is what every reconcile gets; [`host`] is the seam to the hosts.
+//! - [`error`] names, for every failure, its Event reason and metric label.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod conditions;
+pub mod config;
+pub mod context;
+pub mod controllers;
+pub mod error;
+pub mod host;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod runtime;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Config;
+pub use context::Context;
+pub use error::Error;
+pub use runtime::run;
