@@ -12,8 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::operator::{NS, Operator};
-use common::{chart, run_ok};
+use common::operator::{NS, Operator, install_chart, service_account_kubeconfig};
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -27,11 +26,7 @@ use serde_json::json;
 async fn refused_status_write_raises_a_warning_event_and_counts_the_error() {
     let cp = ControlPlane::start().await.expect("control plane");
     let admin = cp.client();
-    run_ok(cp.helm().args(["install", "kubeseed"]).arg(chart()).args([
-        "--namespace",
-        NS,
-        "--create-namespace",
-    ]));
+    install_chart(&cp);
     let roles: Api<ClusterRole> = Api::all(admin.clone());
     let mut role = roles.get("kubeseed").await.unwrap();
     let rules = role.rules.take().unwrap_or_default();
@@ -71,11 +66,7 @@ async fn refused_status_write_raises_a_warning_event_and_counts_the_error() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let token = cp
-        .service_account_token(NS, "kubeseed", 3600)
-        .await
-        .unwrap();
-    let kubeconfig = cp.kubeconfig_for_token("operator", &token).unwrap();
+    let kubeconfig = service_account_kubeconfig(&cp).await;
     let dir = tempfile::tempdir().unwrap();
     let mut op = Operator::start_with("op-err", &kubeconfig, dir.path(), &["--leader-elect=false"]);
     op.wait_ready().await;

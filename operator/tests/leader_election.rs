@@ -11,8 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::operator::Operator;
-use common::{chart, run_ok};
+use common::operator::{Operator, install_chart, service_account_kubeconfig};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -85,16 +84,8 @@ fn cond<'a>(
 async fn leader_reconciles_and_hands_over_when_stopped() {
     let cp = ControlPlane::start().await.expect("control plane");
     let admin = cp.client();
-    run_ok(cp.helm().args(["install", "kubeseed"]).arg(chart()).args([
-        "--namespace",
-        NS,
-        "--create-namespace",
-    ]));
-    let token = cp
-        .service_account_token(NS, "kubeseed", 3600)
-        .await
-        .unwrap();
-    let kubeconfig = cp.kubeconfig_for_token("operator", &token).unwrap();
+    install_chart(&cp);
+    let kubeconfig = service_account_kubeconfig(&cp).await;
     let dir = tempfile::tempdir().unwrap();
     let leases: Api<Lease> = Api::namespaced(admin.clone(), NS);
 

@@ -12,8 +12,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::operator::{NS, Operator};
-use common::{chart, run_ok};
+use common::operator::{NS, Operator, install_chart, service_account_kubeconfig};
+use common::run_ok;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use kubeseed_testenv::controlplane::ControlPlane;
@@ -40,16 +40,8 @@ impl Drop for Frozen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_steps_down_when_the_api_server_stops_answering() {
     let cp = ControlPlane::start().await.expect("control plane");
-    run_ok(cp.helm().args(["install", "kubeseed"]).arg(chart()).args([
-        "--namespace",
-        NS,
-        "--create-namespace",
-    ]));
-    let token = cp
-        .service_account_token(NS, "kubeseed", 3600)
-        .await
-        .unwrap();
-    let kubeconfig = cp.kubeconfig_for_token("operator", &token).unwrap();
+    install_chart(&cp);
+    let kubeconfig = service_account_kubeconfig(&cp).await;
     let dir = tempfile::tempdir().unwrap();
     let leases: Api<Lease> = Api::namespaced(cp.client(), NS);
 

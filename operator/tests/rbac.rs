@@ -10,6 +10,7 @@ mod common;
 
 use std::fmt::Debug;
 
+use common::operator::{NS, install_chart};
 use common::{chart, run_ok};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -34,7 +35,6 @@ use kubeseed_testenv::controlplane::ControlPlane;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-const NS: &str = "kubeseed-system";
 const SA: &str = "kubeseed";
 const LEASE: &str = "kubeseed-operator";
 
@@ -125,11 +125,7 @@ async fn chart_rbac_allows_what_the_operator_needs_and_nothing_more() {
     let admin = cp.client();
 
     // helm install (Helm 4), into a namespace it creates.
-    run_ok(cp.helm().args(["install", "kubeseed"]).arg(chart()).args([
-        "--namespace",
-        NS,
-        "--create-namespace",
-    ]));
+    install_chart(&cp);
     let status = run_ok(cp.helm().args(["status", "kubeseed", "--namespace", NS]));
     assert!(status.contains("STATUS: deployed"), "{status}");
     // Helm 3 installs the same chart as a second release (CRDs already there).

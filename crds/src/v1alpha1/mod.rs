@@ -9,6 +9,7 @@ pub mod conditions;
 mod control_plane_member;
 mod etcd_member;
 mod host;
+mod host_object;
 mod status;
 mod worker_node;
 
@@ -22,6 +23,7 @@ pub use control_plane_member::{
 };
 pub use etcd_member::{EtcdMember, EtcdMemberSpec, EtcdMemberStatus};
 pub use host::{Bastion, HostSpec, SecretRef};
+pub use host_object::HostObject;
 pub use status::{CommonStatus, ComponentVersions, ObservedHostKey, Phase};
 pub use worker_node::{KubeletSpec, WorkerNode, WorkerNodeSpec, WorkerNodeStatus};
 

@@ -7,24 +7,12 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kubeseed_crds::v1alpha1::ControlPlaneMember;
 
 use super::{Member, StopSignal};
 use crate::context::Context;
 
-impl Member for ControlPlaneMember {
-    fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.common.conditions.as_slice())
-            .unwrap_or_default()
-    }
-
-    fn hosts(&self) -> String {
-        self.spec.host.address.clone()
-    }
-}
+impl Member for ControlPlaneMember {}
 
 /// Runs the `ControlPlaneMember` controller until `stop` completes.
 pub async fn run(ctx: Arc<Context>, stop: StopSignal) {

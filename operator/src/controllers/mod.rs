@@ -32,6 +32,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, info, info_span, warn};
 
+use kubeseed_crds::v1alpha1::HostObject;
+
 use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
 
@@ -53,12 +55,19 @@ pub trait Member:
     + Debug
     + Send
     + Sync
+    + HostObject
     + 'static
 {
     /// The conditions the object's status carries now.
-    fn conditions(&self) -> &[Condition];
+    fn conditions(&self) -> &[Condition] {
+        self.common_status()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default()
+    }
     /// The SSH address(es) of its host(s), for spans and messages.
-    fn hosts(&self) -> String;
+    fn hosts(&self) -> String {
+        self.host_addresses().join(",")
+    }
 }
 
 /// A future that completes when the controllers must stop.

@@ -134,3 +134,25 @@ impl Drop for Operator {
         }
     }
 }
+
+/// Installs the chart with Helm 4 into [`NS`], as a user would.
+pub fn install_chart(cp: &kubeseed_testenv::controlplane::ControlPlane) {
+    run_ok(
+        cp.helm()
+            .args(["install", "kubeseed"])
+            .arg(super::chart())
+            .args(["--namespace", NS, "--create-namespace"]),
+    );
+}
+
+/// A kubeconfig that authenticates as the chart's ServiceAccount (a
+/// TokenRequest token), so the operator runs with the chart's RBAC, not admin.
+pub async fn service_account_kubeconfig(
+    cp: &kubeseed_testenv::controlplane::ControlPlane,
+) -> PathBuf {
+    let token = cp
+        .service_account_token(NS, "kubeseed", 3600)
+        .await
+        .unwrap();
+    cp.kubeconfig_for_token("operator", &token).unwrap()
+}
