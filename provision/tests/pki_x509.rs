@@ -390,102 +390,64 @@ fn openssl_verify_host(files: &HostFiles) {
         let (ok, text) = openssl(args, &pki);
         assert!(ok && text.contains(": OK"), "openssl {args:?}: {text}");
     };
-    ok(&[
-        "verify",
-        "-CAfile",
-        "ca.crt",
-        "-purpose",
-        "sslserver",
-        "-verify_hostname",
-        "kubernetes.default.svc",
-        "apiserver.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "ca.crt",
-        "-purpose",
-        "sslserver",
-        "-verify_ip",
-        "10.96.0.1",
-        "apiserver.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "ca.crt",
-        "-purpose",
-        "sslserver",
-        "-verify_ip",
-        "10.213.0.100",
-        "apiserver.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "ca.crt",
-        "-purpose",
-        "sslclient",
-        "apiserver-kubelet-client.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "etcd/ca.crt",
-        "-purpose",
-        "sslclient",
-        "apiserver-etcd-client.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "front-proxy-ca.crt",
-        "-purpose",
-        "sslclient",
-        "front-proxy-client.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "etcd/ca.crt",
-        "-purpose",
-        "sslserver",
-        "-verify_ip",
-        "127.0.0.1",
-        "etcd/server.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "etcd/ca.crt",
-        "-purpose",
-        "sslclient",
-        "etcd/server.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "etcd/ca.crt",
-        "-purpose",
-        "sslserver",
-        "etcd/peer.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "etcd/ca.crt",
-        "-purpose",
-        "sslclient",
-        "etcd/peer.crt",
-    ]);
-    ok(&[
-        "verify",
-        "-CAfile",
-        "etcd/ca.crt",
-        "-purpose",
-        "sslclient",
-        "etcd/healthcheck-client.crt",
-    ]);
+    // (CA, purpose, name check, certificate): every chain a host relies on.
+    type NameCheck<'a> = Option<(&'a str, &'a str)>;
+    let chains: [(&str, &str, NameCheck, &str); 11] = [
+        (
+            "ca.crt",
+            "sslserver",
+            Some(("-verify_hostname", "kubernetes.default.svc")),
+            "apiserver.crt",
+        ),
+        (
+            "ca.crt",
+            "sslserver",
+            Some(("-verify_ip", "10.96.0.1")),
+            "apiserver.crt",
+        ),
+        (
+            "ca.crt",
+            "sslserver",
+            Some(("-verify_ip", "10.213.0.100")),
+            "apiserver.crt",
+        ),
+        ("ca.crt", "sslclient", None, "apiserver-kubelet-client.crt"),
+        (
+            "etcd/ca.crt",
+            "sslclient",
+            None,
+            "apiserver-etcd-client.crt",
+        ),
+        (
+            "front-proxy-ca.crt",
+            "sslclient",
+            None,
+            "front-proxy-client.crt",
+        ),
+        (
+            "etcd/ca.crt",
+            "sslserver",
+            Some(("-verify_ip", "127.0.0.1")),
+            "etcd/server.crt",
+        ),
+        ("etcd/ca.crt", "sslclient", None, "etcd/server.crt"),
+        ("etcd/ca.crt", "sslserver", None, "etcd/peer.crt"),
+        ("etcd/ca.crt", "sslclient", None, "etcd/peer.crt"),
+        (
+            "etcd/ca.crt",
+            "sslclient",
+            None,
+            "etcd/healthcheck-client.crt",
+        ),
+    ];
+    for (ca, purpose, check, cert) in chains {
+        let mut args = vec!["verify", "-CAfile", ca, "-purpose", purpose];
+        if let Some((flag, value)) = check {
+            args.extend([flag, value]);
+        }
+        args.push(cert);
+        ok(&args);
+    }
 
     let refused = |args: &[&str], why: &str| {
         let (ok, text) = openssl(args, &pki);

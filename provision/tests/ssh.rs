@@ -355,21 +355,7 @@ async fn a_command_that_outlives_its_timeout_or_is_cancelled() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
     // The command was killed (SIGKILL over the channel), not left running.
-    let wanted = format!("sleep\0{seconds}\0");
-    let running = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while running() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        !running(),
-        "sleep {seconds} still running after the timeout"
-    );
+    assert_sleep_ends(&seconds).await;
 
     let token = CancellationToken::new();
     let canceller = token.clone();
@@ -416,21 +402,7 @@ async fn non_root_user_with_passwordless_sudo() {
         .await
         .unwrap_err();
     assert!(matches!(e, SshError::Timeout { .. }), "{e:?}");
-    let wanted = format!("sleep\0{seconds}\0");
-    let running = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while running() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        !running(),
-        "sudo'd sleep {seconds} still running after the timeout"
-    );
+    assert_sleep_ends(&seconds).await;
 
     // File writes go through sudo: a root-only directory works.
     let dir = tempfile::tempdir().unwrap(); // 0700, owned by root
@@ -626,4 +598,25 @@ fn futures_are_send(s: &Session, p: &std::path::Path) {
     send(s.write_file(b"x", "/x", &FileSpec::default()));
     send(s.upload_reader(&b"x"[..], "/x", &FileSpec::default()));
     send(s.download("/x", p, TransferMethod::ExecStream));
+}
+
+/// The remote `sleep SECONDS` a timed-out command started must be gone (killed
+/// over the channel), not left running: sshd runs on this machine, so /proc
+/// shows it.
+async fn assert_sleep_ends(seconds: &str) {
+    let wanted = format!("sleep\0{seconds}\0");
+    let running = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !running(),
+        "sleep {seconds} still running after the timeout"
+    );
 }
