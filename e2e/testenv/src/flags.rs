@@ -131,7 +131,6 @@ pub(crate) fn apiserver(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

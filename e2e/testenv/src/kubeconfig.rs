@@ -57,7 +57,6 @@ pub fn render(name: &str, server: &str, ca_pem: &str, creds: Credentials<'_>) ->
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

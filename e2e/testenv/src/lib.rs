@@ -23,6 +23,9 @@
 //! etcd or kube-apiserver behind (its temporary directory under `$TMPDIR`,
 //! named `kubeseed-testenv-*`, does stay in that case).
 
+// Tests may unwrap: a panic is how a test fails.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod controlplane;
 mod flags;
 pub mod kubeconfig;

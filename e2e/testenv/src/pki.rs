@@ -197,7 +197,6 @@ fn leaf(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use x509_parser::extensions::GeneralName;

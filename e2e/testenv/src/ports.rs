@@ -36,7 +36,6 @@ pub fn free_port() -> io::Result<u16> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -189,7 +189,6 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -86,7 +86,6 @@ impl FromStr for KeyAlgorithm {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

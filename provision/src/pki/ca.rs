@@ -216,7 +216,6 @@ impl CertificateAuthority {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use time::Duration;

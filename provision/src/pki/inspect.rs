@@ -214,7 +214,6 @@ pub fn inspect_pem(what: &str, pem: &str) -> Result<CertificateInfo> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -199,7 +199,6 @@ pub(crate) fn parts(what: &str, kubeconfig_yaml: &str) -> Result<Parts> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -152,7 +152,6 @@ pub(crate) fn sign(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -152,7 +152,6 @@ pub fn kubelet_serving(node_name: &str, addresses: &[IpAddr]) -> LeafSpec {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -218,7 +218,6 @@ pub(crate) fn push_unique(list: &mut Vec<SubjectAltName>, san: SubjectAltName) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -224,7 +224,6 @@ fn url_for(ip: IpAddr, port: u16) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -110,7 +110,6 @@ pub fn read_files(dir: &Path, keys: &[&str]) -> Result<BTreeMap<String, Vec<u8>>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

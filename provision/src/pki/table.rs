@@ -64,7 +64,6 @@ pub fn expiry_table(records: &[CertificateRecord], now: OffsetDateTime) -> Strin
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::pki::CertificateInfo;

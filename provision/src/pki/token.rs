@@ -104,7 +104,6 @@ impl FromStr for BootstrapToken {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -65,7 +65,6 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -263,7 +263,6 @@ async fn authenticate_with_agent(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -131,7 +131,6 @@ fn backoff(initial: Duration, max: Duration, attempt: u32, jitter: f64) -> Durat
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -157,7 +157,6 @@ pub(crate) const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr
      echo 'kubeseed: no sftp-server binary found on the host' >&2; exit 127";
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::process::Command;
