@@ -381,6 +381,32 @@ async fn a_command_that_outlives_its_timeout_or_is_cancelled() {
 }
 
 #[tokio::test]
+async fn the_timeout_holds_while_stdin_waits_for_window() {
+    init_tracing();
+    let sshd = Sshd::start().unwrap();
+    let s = connect(&target(&sshd, "root")).await;
+    // More stdin than sshd's channel window and pipe hold, for a command
+    // that never reads it: sending blocks until the command ends.
+    let seconds = format!("2{}", sshd.port());
+    let command = format!("sleep {seconds}");
+    let started = Instant::now();
+    let exec = s.exec(
+        &command,
+        ExecOptions {
+            stdin: Some(vec![b'x'; 16 * 1024 * 1024]),
+            ..ExecOptions::default().with_timeout(Duration::from_millis(500))
+        },
+    );
+    let e = tokio::time::timeout(Duration::from_secs(15), exec)
+        .await
+        .expect("the command's timeout was not enforced while sending stdin")
+        .unwrap_err();
+    assert!(matches!(e, SshError::Timeout { .. }), "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_sleep_ends(&seconds).await;
+}
+
+#[tokio::test]
 async fn non_root_user_with_passwordless_sudo() {
     init_tracing();
     ensure_user(SUDO_USER, SudoRule::Passwordless).unwrap();

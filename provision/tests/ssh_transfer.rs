@@ -222,3 +222,51 @@ async fn concurrent_uploads_to_several_sshds() {
         assert_eq!(sha256_of(&dst), sha);
     }
 }
+
+#[tokio::test]
+async fn downloads_are_readable_by_their_owner_only() {
+    let sshd = Sshd::start().unwrap();
+    let (s, _) = Session::connect(&target(&sshd), &Limits::default())
+        .await
+        .unwrap();
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote = remote_dir.path().join("ca.key");
+    std::fs::write(&remote, b"private key\n").unwrap();
+    std::fs::set_permissions(&remote, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    for method in [TransferMethod::ExecStream, TransferMethod::Sftp] {
+        let back = local.path().join(format!("ca-{method:?}.key"));
+        s.download(remote.to_str().unwrap(), &back, method)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&back).unwrap(), b"private key\n");
+        let mode = std::fs::metadata(&back).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{method:?}: downloaded file has mode {mode:o}");
+    }
+}
+
+#[tokio::test]
+async fn a_backslash_in_the_remote_path() {
+    let sshd = Sshd::start().unwrap();
+    let (s, _) = Session::connect(&target(&sshd), &Limits::default())
+        .await
+        .unwrap();
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote = remote_dir.path().join("C:\\kube 'x'.conf");
+    let remote = remote.to_str().unwrap();
+    let spec = FileSpec::mode(0o600);
+    let first = s.write_file(b"content\n", remote, &spec).await.unwrap();
+    assert!(matches!(first, UploadOutcome::Uploaded { .. }));
+    // Same size: the host's sha256 is asked for and must parse.
+    let again = s.write_file(b"content\n", remote, &spec).await.unwrap();
+    assert!(
+        matches!(again, UploadOutcome::Unchanged { .. }),
+        "{again:?}"
+    );
+    let local = tempfile::tempdir().unwrap();
+    let back = local.path().join("back.conf");
+    s.download(remote, &back, TransferMethod::ExecStream)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), b"content\n");
+}

@@ -232,13 +232,42 @@ impl Session {
                 source,
             };
             channel.exec(true, line.as_bytes()).await.map_err(protocol)?;
-            if let Some(stdin) = opts.stdin.take() {
-                channel.data(&stdin[..]).await.map_err(protocol)?;
-            }
-            channel.eof().await.map_err(protocol)?;
 
             let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
             let cancel = opts.cancel.clone().unwrap_or_default();
+            // Sending stdin waits for the host's window, which a command that
+            // does not read it never reopens: the timeout and the cancel
+            // token hold here too.
+            let stdin = opts.stdin.take();
+            let send_input = async {
+                if let Some(stdin) = &stdin {
+                    channel.data(&stdin[..]).await?;
+                }
+                channel.eof().await
+            };
+            let sent = tokio::select! {
+                r = send_input => Ok(r),
+                _ = sleep_until(deadline) => Err(true),
+                _ = cancel.cancelled() => Err(false),
+            };
+            match sent {
+                Ok(r) => r.map_err(protocol)?,
+                Err(timed_out) => {
+                    self.stop(&channel, marker.as_deref(), use_sudo).await;
+                    return Err(if timed_out {
+                        SshError::Timeout {
+                            host: self.host().to_owned(),
+                            step: Step::Exec,
+                            after: opts.timeout.unwrap_or_default(),
+                        }
+                    } else {
+                        SshError::Cancelled {
+                            host: self.host().to_owned(),
+                            step: Step::Exec,
+                        }
+                    });
+                }
+            }
             let mut out = ExecOutput {
                 status: ExitStatus::Unknown,
                 stdout: Vec::new(),

@@ -110,9 +110,11 @@ pub(crate) fn describe_file(path: &str) -> String {
     )
 }
 
-/// Prints the sha256 (hex) of `path`.
+/// Prints the sha256 (hex) of `path`. The file is read from stdin: GNU
+/// `sha256sum FILE` prefixes the line with `\` when the name holds a
+/// backslash, which would shift the hash.
 pub(crate) fn sha256(path: &str) -> String {
-    format!("sha256sum -- {} | cut -c1-64", quote(path))
+    format!("sha256sum < {} | cut -c1-64", quote(path))
 }
 
 /// Receives stdin into `tmp` with nothing readable by others meanwhile.
@@ -120,28 +122,30 @@ pub(crate) fn receive(tmp: &str) -> String {
     format!("umask 077 && cat > {}", quote(tmp))
 }
 
-/// Checks the received size, sets mode and owner, and renames `tmp` over
-/// `path`; removes `tmp` on any failure.
+/// Checks the received size, sets owner and mode, and renames `tmp` over
+/// `path`; removes `tmp` on any failure. `chown` comes before `chmod`:
+/// `chown` clears the setuid and setgid bits.
 pub(crate) fn finalize(tmp: &str, path: &str, size: u64, mode: u32, owner: Option<&str>) -> String {
     let t = quote(tmp);
     let chown = owner
-        .map(|o| format!(" && chown -- {} {t}", quote(o)))
+        .map(|o| format!("chown -- {} {t} && ", quote(o)))
         .unwrap_or_default();
     format!(
         "s=$(stat -c %s -- {t}) && if [ \"$s\" != {size} ]; then \
          echo \"kubeseed: received $s bytes, expected {size}\" >&2; rm -f -- {t}; exit 4; fi \
-         && chmod {mode:o} -- {t}{chown} && mv -f -- {t} {p} || {{ rm -f -- {t}; exit 5; }}",
+         && {chown}chmod {mode:o} -- {t} && mv -f -- {t} {p} || {{ rm -f -- {t}; exit 5; }}",
         p = quote(path)
     )
 }
 
-/// Sets mode and owner of an existing file.
+/// Sets owner and mode of an existing file (`chown` first: it clears the
+/// setuid and setgid bits).
 pub(crate) fn set_metadata(path: &str, mode: u32, owner: Option<&str>) -> String {
     let p = quote(path);
     let chown = owner
-        .map(|o| format!(" && chown -- {} {p}", quote(o)))
+        .map(|o| format!("chown -- {} {p} && ", quote(o)))
         .unwrap_or_default();
-    format!("chmod {mode:o} -- {p}{chown}")
+    format!("{chown}chmod {mode:o} -- {p}")
 }
 
 /// Removes a temporary file (best effort, after a failed transfer).
@@ -239,6 +243,44 @@ mod tests {
             temp_path("/etc/x.conf", 255),
             "/etc/.x.conf.kubeseed-00000000000000ff"
         );
+    }
+
+    #[test]
+    fn sha256_of_a_path_with_a_backslash() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a\\b");
+        std::fs::write(&f, b"hello").unwrap();
+        assert_eq!(
+            sh(&sha256(f.to_str().unwrap())),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\n"
+        );
+    }
+
+    #[test]
+    fn setuid_and_setgid_bits_survive_the_owner_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".f.tmp");
+        let dst = dir.path().join("f");
+        std::fs::write(&tmp, b"#!/bin/sh\n").unwrap();
+        let (t, d) = (tmp.to_str().unwrap(), dst.to_str().unwrap());
+        let owner = sh("id -u").trim().to_owned();
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(finalize(t, d, 10, 0o6755, Some(&owner)))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mode = || std::fs::metadata(&dst).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(), 0o6755);
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(set_metadata(d, 0o6755, Some(&owner)))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(mode(), 0o6755);
     }
 
     #[test]

@@ -608,7 +608,8 @@ impl Session {
     }
 
     /// Downloads `remote` into `local` (written beside it under a temporary
-    /// name, then renamed), checking the sha256 the host reports.
+    /// name, then renamed), checking the sha256 the host reports. The local
+    /// file is readable by its owner only (mode 0600).
     pub async fn download(
         &self,
         remote: &str,
@@ -628,7 +629,13 @@ impl Session {
             }
             let tmp = local_temp(local).map_err(SshError::InvalidInput)?;
             let result = async {
-                let file = tokio::fs::File::create(&tmp)
+                // Owner-only and new: what is downloaded is often a key or
+                // a kubeconfig, and must not be readable by others meanwhile.
+                let file = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)
                     .await
                     .map_err(self.io_error(Step::LocalFile, format!("cannot create {}", tmp.display())))?;
                 let mut writer = HashingWriter::new(tokio::io::BufWriter::with_capacity(CHUNK, file));
