@@ -124,7 +124,13 @@ fn install_crds(cp: &ControlPlane) -> Vec<serde_json::Value> {
     apply.args(["apply", "--server-side", "-f"]);
     apply.arg(repo().join("charts/kubeseed/crds"));
     run_ok(apply);
-    for (_, crd) in &crds {
+    wait_established(cp);
+    crds.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Waits until every one of the chart's CRDs is Established.
+fn wait_established(cp: &ControlPlane) {
+    for (_, crd) in crd_names() {
         let name = crd["metadata"]["name"].as_str().unwrap();
         let mut wait = cp.kubectl();
         wait.args([
@@ -135,7 +141,6 @@ fn install_crds(cp: &ControlPlane) -> Vec<serde_json::Value> {
         ]);
         run_ok(wait);
     }
-    crds.into_iter().map(|(_, c)| c).collect()
 }
 
 fn ensure_namespace(cp: &ControlPlane, name: &str) {
@@ -351,17 +356,7 @@ async fn chart_installs_with_helm4_and_helm3() {
             "{label} install failed:\n{}",
             text(&out)
         );
-        for (_, crd) in crd_names() {
-            let name = crd["metadata"]["name"].as_str().unwrap();
-            let mut wait = cp.kubectl();
-            wait.args([
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                &format!("crd/{name}"),
-            ]);
-            run_ok(wait);
-        }
+        wait_established(&cp);
         let mut status = if use_helm3 { cp.helm3() } else { cp.helm() };
         status.args(["status", "kubeseed", "--namespace", "kubeseed-system"]);
         let said = run_ok(status);

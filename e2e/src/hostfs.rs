@@ -45,20 +45,7 @@ pub fn write_identity(
             fs::remove_file(&path).map_err(|e| LabError::io("remove", &path, e))?;
         }
     }
-    cmd::run(
-        "ssh-keygen",
-        [
-            "-q".as_ref(),
-            "-t".as_ref(),
-            "ed25519".as_ref(),
-            "-N".as_ref(),
-            "".as_ref(),
-            "-C".as_ref(),
-            format!("root@{hostname}").as_ref(),
-            "-f".as_ref(),
-            key.as_os_str(),
-        ],
-    )?;
+    ed25519_keygen(&key, &format!("root@{hostname}"))?;
     public_key(&key.with_extension("pub"))
 }
 
@@ -77,7 +64,11 @@ pub fn public_key(path: &Path) -> Result<String> {
 
 /// Makes the lab's own SSH key pair (`id_ed25519`) in `dir`.
 pub fn make_lab_key(dir: &Path) -> Result<()> {
-    let key = dir.join("id_ed25519");
+    ed25519_keygen(&dir.join("id_ed25519"), "kubeseed-lab")
+}
+
+/// Makes an unencrypted ed25519 key pair at `key` (and `key.pub`).
+fn ed25519_keygen(key: &Path, comment: &str) -> Result<()> {
     cmd::run(
         "ssh-keygen",
         [
@@ -87,7 +78,7 @@ pub fn make_lab_key(dir: &Path) -> Result<()> {
             "-N".as_ref(),
             "".as_ref(),
             "-C".as_ref(),
-            "kubeseed-lab".as_ref(),
+            comment.as_ref(),
             "-f".as_ref(),
             key.as_os_str(),
         ],
