@@ -4,8 +4,10 @@ set -euo pipefail
 
 packages=(
   openssh-server openssh-client sudo   # the SSH engine's tests start a real sshd
+  dropbear-bin                         # ... and a Dropbear server, as small hosts run
   openssl                              # PKI tests verify chains with `openssl verify`
-  gcc libc6-dev                        # the toolchain's kubelet links with cgo, as upstream's does
+  gcc libc6-dev                        # the toolchain: kubelet and runc link with cgo, the pause image is C
+  libseccomp-dev pkg-config            # the toolchain: runc links libseccomp.a statically, as upstream's does
   util-linux                           # nsenter, setpriv: the lab and the harness
   debootstrap systemd-container        # the lab: base root file system, systemd-nspawn
   iproute2 iptables                    # the lab: namespaces, bridge, veth

@@ -15,14 +15,29 @@ fi
 
 bash e2e/install-packages.sh
 
-echo "== toolchain (kube-apiserver, etcd, kubectl, helm) from Go modules, cached"
+# last_value NAME OUTPUT: the value of the last NAME=... line a script printed.
+last_value() { printf '%s\n' "$2" | sed -n "s/^$1=//p" | tail -n 1; }
+
+echo "== toolchain (Kubernetes, etcd, helm, containerd, runc, CNI plugins, kubeadm) from Go modules, cached"
 toolchain_out=$(bash e2e/toolchain/build.sh | tee /dev/stderr)
-KUBESEED_TOOLCHAIN=$(printf '%s\n' "$toolchain_out" | sed -n 's/^KUBESEED_TOOLCHAIN=//p' | tail -n 1)
+KUBESEED_TOOLCHAIN=$(last_value KUBESEED_TOOLCHAIN "$toolchain_out")
 export KUBESEED_TOOLCHAIN
+
+echo "== the bundle a seed installs from (toolchain + operator image + chart), cached by content"
+bundle_out=$(bash e2e/toolchain/bundle.sh | tee /dev/stderr)
+KUBESEED_BUNDLE=$(last_value KUBESEED_BUNDLE "$bundle_out")
+export KUBESEED_BUNDLE
+
+echo "== kubeadm's control-plane images, for the seed benchmark's reference"
+images_out=$(bash e2e/toolchain/kubeadm-images.sh | tee /dev/stderr)
+KUBEADM_IMAGES=$(last_value KUBEADM_IMAGES "$images_out")
+export KUBEADM_IMAGES
+
+echo "== the bootstrap binary the lab scenarios run"
+cargo build --locked -p kubeseed-bootstrap
 
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads="${KUBESEED_TEST_THREADS:-2}"
 
-echo "== operator image: built offline as an OCI archive, imported and run by a private containerd"
-bash operator/image/build.sh
+echo "== operator image: imported and run by a private containerd (built above by bundle.sh)"
 bash operator/image/verify.sh

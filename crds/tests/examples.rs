@@ -147,3 +147,130 @@ fn every_invalid_example_names_its_expected_message() {
         );
     }
 }
+
+/// Every CEL rule's message in the generated CRDs, with the schema paths it
+/// guards.
+fn rule_messages() -> std::collections::BTreeMap<String, Vec<String>> {
+    fn walk(
+        node: &serde_json::Value,
+        path: &str,
+        out: &mut std::collections::BTreeMap<String, Vec<String>>,
+    ) {
+        for rule in node["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let message = rule["message"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path}: rule {} has no message", rule["rule"]));
+            out.entry(message.to_owned())
+                .or_default()
+                .push(path.to_owned());
+        }
+        if let Some(props) = node["properties"].as_object() {
+            for (name, prop) in props {
+                walk(prop, &format!("{path}.{name}"), out);
+            }
+        }
+        if node["items"].is_object() {
+            walk(&node["items"], &format!("{path}[]"), out);
+        }
+        if node["additionalProperties"].is_object() {
+            walk(&node["additionalProperties"], &format!("{path}{{}}"), out);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for crd in kubeseed_crds::crdgen::crds() {
+        let kind = crd.spec.names.kind.clone();
+        for version in &crd.spec.versions {
+            let schema = serde_json::to_value(
+                version
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref())
+                    .unwrap(),
+            )
+            .unwrap();
+            walk(&schema, &kind, &mut out);
+        }
+    }
+    out
+}
+
+/// Every rule the API server enforces has an example it refuses with that
+/// very message (`tests/apiserver.rs` proves the refusal on a real
+/// kube-apiserver), and no example expects a message no rule has any more.
+#[test]
+fn every_rule_message_has_an_invalid_example_and_every_example_a_rule() {
+    let messages = rule_messages();
+    assert!(messages.len() > 20, "{messages:?}");
+    let mut expected = std::collections::BTreeMap::new();
+    for file in yaml_files(&examples_dir().join("invalid")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        expected.insert(
+            file.file_name().unwrap().to_string_lossy().into_owned(),
+            expect,
+        );
+    }
+    let without_example: Vec<String> = messages
+        .iter()
+        .filter(|(m, _)| !expected.values().any(|e| e == *m))
+        .map(|(m, paths)| format!("{m:?} (rule on {})", paths.join(", ")))
+        .collect();
+    assert!(
+        without_example.is_empty(),
+        "rules without an example in docs/examples/invalid/ refused with their whole message:\n{}",
+        without_example.join("\n")
+    );
+    let stale: Vec<String> = expected
+        .iter()
+        .filter(|(_, e)| !messages.contains_key(*e))
+        .map(|(f, e)| format!("{f}: {e:?}"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "invalid examples expecting a message no rule has:\n{}",
+        stale.join("\n")
+    );
+}
+
+/// The rules with `oldSelf` (immutable fields) each have a two-document
+/// example: created, then refused as an update, on every kind that has one.
+#[test]
+fn every_immutability_rule_is_tested_as_an_update() {
+    let mut kinds_with_rules = std::collections::BTreeSet::new();
+    for crd in kubeseed_crds::crdgen::crds() {
+        let yaml = serde_yaml::to_string(&crd).unwrap();
+        if yaml.contains("oldSelf") {
+            kinds_with_rules.insert(crd.spec.names.kind.clone());
+        }
+    }
+    let mut kinds_tested = std::collections::BTreeSet::new();
+    for file in yaml_files(&examples_dir().join("invalid")) {
+        let docs = documents(&file);
+        if docs.len() == 2 {
+            assert_eq!(
+                docs[0]["kind"],
+                docs[1]["kind"],
+                "{}: an update keeps the kind",
+                file.display()
+            );
+            assert_eq!(
+                docs[0]["metadata"]["name"],
+                docs[1]["metadata"]["name"],
+                "{}: an update keeps the name",
+                file.display()
+            );
+            kinds_tested.insert(docs[0]["kind"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(kinds_with_rules, kinds_tested);
+}

@@ -78,6 +78,29 @@ WantedBy=sysinit.target
 UNIT
 systemctl --root="$root" enable kubeseed-lab-sysfs-net.service >/dev/null 2>&1
 
+# nspawn mounts /proc/sys read-only, /proc/sys/net included, although each
+# host has a network namespace of its own: what a node sets there (forwarding
+# for its pods, route_localnet, bridge netfilter) would fail. Writes under
+# /proc/sys/net only reach the writer's own namespace, so making that subtree
+# writable gives each host what a real machine has, and nothing of the
+# runner's (vm/, kernel/ stay read-only).
+cat > "$root/etc/systemd/system/kubeseed-lab-procsys-net.service" <<'UNIT'
+[Unit]
+Description=Make this lab host's own network sysctls writable
+DefaultDependencies=no
+Before=sysinit.target systemd-sysctl.service containerd.service
+ConditionVirtualization=container
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net'
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+systemctl --root="$root" enable kubeseed-lab-procsys-net.service >/dev/null 2>&1
+
 # A tiny OCI image (static busybox) so containerd can run a container without
 # any registry: `ctr images import /usr/local/share/kubeseed-lab/busybox-oci.tar`.
 sh "$(dirname "$0")/oci-busybox.sh" "$root/bin/busybox" "$root/usr/local/share/kubeseed-lab/busybox-oci.tar"

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use kubeseed_provision::ssh::{ExecOutput, ExitStatus};
 use nix::sys::signal::Signal;
 use serde::Serialize;
+use std::os::unix::process::ExitStatusExt as _;
 
 use crate::cgroup;
 use crate::cmd;
@@ -49,24 +51,6 @@ pub struct LabHost {
     pub mac: String,
 }
 
-/// The output of a command run inside a host.
-#[derive(Debug, Clone)]
-pub struct ExecOutput {
-    /// Exit code (`None` if killed by a signal).
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl ExecOutput {
-    /// Whether the command exited 0.
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-}
-
 /// Runs commands inside one boot of one host (see [`Lab::executor`]).
 #[derive(Debug, Clone)]
 pub struct HostExec {
@@ -91,10 +75,17 @@ impl HostExec {
             .args(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
             .args(["HOME=/root", "LANG=C.UTF-8", "/bin/sh", "-c", command]);
         let output = cmd::output(&mut nsenter)?;
+        // One output type for every way kubeseed runs a command on a host.
+        let status = match (output.status.code(), output.status.signal()) {
+            (Some(code), _) => ExitStatus::Code(u32::try_from(code).unwrap_or(u32::MAX)),
+            (None, Some(signal)) => ExitStatus::Signal(signal.to_string()),
+            (None, None) => ExitStatus::Unknown,
+        };
         Ok(ExecOutput {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            status,
+            stdout: output.stdout,
+            stderr: output.stderr,
+            truncated: false,
         })
     }
 }
@@ -125,6 +116,8 @@ pub struct Footprint {
     pub netns: Vec<String>,
     /// Links in the runner's namespace.
     pub links: Vec<String>,
+    /// Bridges whose accept rule the lab put in the runner's FORWARD chain.
+    pub forward_rules: Vec<String>,
     /// Overlay mount points.
     pub mounts: Vec<PathBuf>,
     /// nspawn processes and the hosts' inits.
@@ -147,6 +140,11 @@ impl Footprint {
         for link in &self.links {
             if network::link_exists(link) {
                 left.push(format!("link {link}"));
+            }
+        }
+        for bridge in &self.forward_rules {
+            if network::forwarding_allowed(bridge) {
+                left.push(format!("iptables FORWARD rule for {bridge}"));
             }
         }
         let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
@@ -211,6 +209,7 @@ impl Lab {
         }
         let base = rootfs::ensure()?;
         let base_seconds = base.built.map_or(0.0, |b| b.seconds);
+        crate::kernel::apply()?;
 
         let mut lab = Lab {
             state: LabState {
@@ -219,6 +218,7 @@ impl Lab {
                 dir: None,
                 base: base.tree.clone(),
                 bridge: None,
+                forward_rule: false,
                 hosts: Vec::new(),
                 handed_out: Vec::new(),
                 owner: Some(ProcessId::of(std::process::id())?),
@@ -281,6 +281,15 @@ impl Lab {
         self.state.bridge = Some(bridge.clone());
         self.state.save()?;
         network::configure_bridge(&bridge, &config.subnet)?;
+        // Bridged traffic between hosts passes the runner's FORWARD chain
+        // (br_netfilter); open it for this bridge only, whatever the policy.
+        if network::have_iptables() {
+            network::allow_forwarding(&bridge)?;
+            self.state.forward_rule = true;
+            self.state.save()?;
+        } else {
+            tracing::info!("no iptables on the runner: no FORWARD rule needed");
+        }
 
         let names: Vec<(String, Ipv4Addr)> = (1..=config.hosts)
             .map(|i| (host_name(i), config.subnet.host(i)))
@@ -430,7 +439,7 @@ impl Lab {
             }
             let booted = self
                 .exec(name, "systemctl is-system-running")
-                .map(|out| matches!(out.stdout.trim(), "running" | "degraded"))
+                .map(|out| matches!(out.stdout_text().trim(), "running" | "degraded"))
                 .unwrap_or(false);
             if booted && ssh_banner(host.address, 22) {
                 tracing::info!(seconds = started.elapsed().as_secs_f64(), "host is up");
@@ -577,13 +586,13 @@ impl Lab {
     /// Like [`Lab::exec`] but a non-zero exit is an error; returns stdout.
     pub fn exec_ok(&self, host: &str, command: &str) -> Result<String> {
         let output = self.exec(host, command)?;
-        if output.success() {
-            Ok(output.stdout)
+        if output.status.success() {
+            Ok(output.stdout_text())
         } else {
             Err(LabError::Command {
                 command: format!("{command} (in {host})"),
-                status: format!("exit {:?}", output.code),
-                stderr: output.stderr.trim().to_owned(),
+                status: output.status.to_string(),
+                stderr: output.stderr_text().trim().to_owned(),
             })
         }
     }
@@ -707,6 +716,11 @@ impl Lab {
             ..Footprint::default()
         };
         footprint.links.extend(self.state.bridge.clone());
+        if self.state.forward_rule {
+            footprint
+                .forward_rules
+                .push(network::bridge_name(&self.state.name));
+        }
         for host in &self.state.hosts {
             footprint.netns.extend(host.netns.clone());
             footprint.links.extend(host.veth.clone());
@@ -754,6 +768,12 @@ impl Lab {
                 left.push(format!("{name}: {error}"));
             }
         }
+        if self.state.forward_rule {
+            match network::remove_forwarding(&network::bridge_name(&self.state.name)) {
+                Ok(()) => self.state.forward_rule = false,
+                Err(error) => left.push(format!("iptables FORWARD rule: {error}")),
+            }
+        }
         if let Some(bridge) = self.state.bridge.clone() {
             match network::delete_link(&bridge) {
                 Ok(()) => self.state.bridge = None,
@@ -784,6 +804,11 @@ impl Lab {
         };
         if let Err(error) = saved {
             left.push(error.to_string());
+        }
+        if left.is_empty()
+            && let Err(error) = crate::kernel::restore_unless_in_use(&self.state.name)
+        {
+            left.push(format!("runner kernel settings: {error}"));
         }
         left
     }

@@ -11,7 +11,15 @@
 //! Every namespace, link, mount, cgroup and process the lab makes is written
 //! to a state file under /run/kubeseed-lab/NAME/ before or as it is made,
 //! and [`Lab::down`] removes exactly those: processes are ended by PID (with
-//! their start time checked), never by name.
+//! their start time checked), never by name. A state file listing anything
+//! but the names and directories the lab derives from its own name is
+//! refused as a whole, so an edited file cannot make `down` delete a link,
+//! namespace, mount or directory that is not the lab's.
+//!
+//! Where the runner's firewall drops forwarded traffic (Docker sets
+//! `iptables -P FORWARD DROP`) and bridged frames pass iptables
+//! (br_netfilter), the lab inserts one rule accepting traffic in and out of
+//! its own bridge, and `down` removes it; the runner's policy is left alone.
 //!
 //! The API is blocking: every step is an external program (ip, mount,
 //! systemd-nspawn, nsenter) or a short poll. Async tests call it from
@@ -35,6 +43,7 @@ mod cmd;
 pub mod config;
 pub mod error;
 mod hostfs;
+mod kernel;
 mod lab;
 mod machine;
 mod network;
@@ -45,6 +54,7 @@ mod state;
 
 pub use config::{LabConfig, Subnet};
 pub use error::{LabError, Result};
-pub use lab::{DownReport, ExecOutput, Footprint, HostExec, Lab, LabHost, UpReport, ssh_banner};
+pub use lab::{DownReport, Footprint, HostExec, Lab, LabHost, UpReport, ssh_banner};
+pub use network::forward_rule;
 pub use process::ProcessId;
 pub use state::{RUN_DIR, data_root, state_path};

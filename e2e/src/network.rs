@@ -42,20 +42,45 @@ pub fn netns_exists(name: &str) -> bool {
 }
 
 /// Fails unless `subnet` is unused by every address and route on the runner,
-/// so the lab never shadows a network someone else uses.
+/// so the lab never shadows a network someone else uses. Output of `ip -j`
+/// that cannot be read fails the check: an unknown answer is not "free".
 pub fn check_subnet_free(subnet: &Subnet) -> Result<()> {
-    let routes = cmd::run("ip", ["-j", "-4", "route", "show", "table", "all"])?;
-    let routes: Vec<serde_json::Value> = serde_json::from_str(&routes).unwrap_or_default();
+    const ROUTES: [&str; 6] = ["-j", "-4", "route", "show", "table", "all"];
+    const ADDRESSES: [&str; 3] = ["-j", "-4", "addr"];
+    let routes = cmd::run("ip", ROUTES)?;
+    let addresses = cmd::run("ip", ADDRESSES)?;
+    check_subnet_free_in(subnet, &routes, &addresses)
+}
+
+fn unreadable(args: &[&str], error: impl std::fmt::Display) -> LabError {
+    LabError::Command {
+        command: format!("ip {}", args.join(" ")),
+        status: "output not understood".into(),
+        stderr: format!(
+            "{error}; the lab cannot tell whether its subnet is free, so it does not start"
+        ),
+    }
+}
+
+/// [`check_subnet_free`] on the JSON of `ip -j -4 route show table all` and
+/// `ip -j -4 addr`.
+fn check_subnet_free_in(subnet: &Subnet, routes: &str, addresses: &str) -> Result<()> {
+    let route_args = ["-j", "-4", "route", "show", "table", "all"];
+    let addr_args = ["-j", "-4", "addr"];
+    let routes: Vec<serde_json::Value> =
+        serde_json::from_str(routes).map_err(|e| unreadable(&route_args, e))?;
     for route in &routes {
-        let Some(dst) = route.get("dst").and_then(|d| d.as_str()) else {
-            continue;
-        };
+        let dst = route
+            .get("dst")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| unreadable(&route_args, format!("a route without dst: {route}")))?;
         if dst == "default" {
             continue;
         }
-        if let Some((address, prefix)) = parse_cidr(dst)
-            && subnet.overlaps(address, prefix)
-        {
+        // Broadcast, local and multicast routes name single addresses too.
+        let (address, prefix) = parse_cidr(dst)
+            .ok_or_else(|| unreadable(&route_args, format!("route destination {dst:?}")))?;
+        if subnet.overlaps(address, prefix) {
             let dev = route.get("dev").and_then(|d| d.as_str()).unwrap_or("?");
             return Err(LabError::Config(format!(
                 "subnet {subnet} overlaps the runner's route {dst} (dev {dev}); \
@@ -63,8 +88,8 @@ pub fn check_subnet_free(subnet: &Subnet) -> Result<()> {
             )));
         }
     }
-    let addresses = cmd::run("ip", ["-j", "-4", "addr"])?;
-    let links: Vec<serde_json::Value> = serde_json::from_str(&addresses).unwrap_or_default();
+    let links: Vec<serde_json::Value> =
+        serde_json::from_str(addresses).map_err(|e| unreadable(&addr_args, e))?;
     for link in &links {
         let name = link.get("ifname").and_then(|n| n.as_str()).unwrap_or("?");
         for info in link
@@ -75,10 +100,16 @@ pub fn check_subnet_free(subnet: &Subnet) -> Result<()> {
         {
             let local = info.get("local").and_then(|l| l.as_str());
             let prefix = info.get("prefixlen").and_then(|p| p.as_u64());
-            if let (Some(local), Some(prefix)) = (local, prefix)
-                && let Ok(address) = local.parse::<Ipv4Addr>()
-                && subnet.overlaps(address, u8::try_from(prefix).unwrap_or(32))
-            {
+            let (Some(local), Some(prefix)) = (local, prefix) else {
+                return Err(unreadable(
+                    &addr_args,
+                    format!("an address of {name} without local or prefixlen: {info}"),
+                ));
+            };
+            let address = local
+                .parse::<Ipv4Addr>()
+                .map_err(|_| unreadable(&addr_args, format!("address {local:?} on {name}")))?;
+            if subnet.overlaps(address, u8::try_from(prefix).unwrap_or(32)) {
                 return Err(LabError::Config(format!(
                     "subnet {subnet} overlaps address {local}/{prefix} on {name}; \
                      pick another private /24 with --subnet or KUBESEED_LAB_SUBNET"
@@ -197,6 +228,77 @@ pub fn delete_netns(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The comment that marks the lab's rule in the runner's FORWARD chain.
+fn forward_comment(bridge: &str) -> String {
+    format!("kubeseed-lab {bridge}: traffic between the lab's hosts")
+}
+
+/// The lab's rule in the runner's FORWARD chain, as `iptables` arguments
+/// after the command (`-I`, `-C`, `-D`) and chain: accept what enters *and*
+/// leaves the lab's own bridge, nothing else.
+///
+/// With `bridge-nf-call-iptables=1` (br_netfilter, which Docker and
+/// Kubernetes load) frames bridged between two lab hosts pass the runner's
+/// FORWARD chain; where its policy is DROP (Docker sets `iptables -P FORWARD
+/// DROP`) VRRP adverts, etcd peers and everything else between hosts would
+/// be dropped. This rule opens the lab's bridge and only that: the runner's
+/// policy and every other rule stay as they are.
+pub fn forward_rule(bridge: &str) -> Vec<String> {
+    [
+        "-i",
+        bridge,
+        "-o",
+        bridge,
+        "-m",
+        "comment",
+        "--comment",
+        &forward_comment(bridge),
+        "-j",
+        "ACCEPT",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+fn iptables(op: &str, bridge: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("iptables");
+    c.args(["-w", op, "FORWARD"]);
+    if op == "-I" {
+        c.arg("1");
+    }
+    c.args(forward_rule(bridge));
+    c
+}
+
+/// Whether the runner has iptables at all (no iptables, no FORWARD policy
+/// of iptables' to get past).
+pub fn have_iptables() -> bool {
+    cmd::which("iptables").is_some()
+}
+
+/// Whether the lab's FORWARD rule for `bridge` is in place.
+pub fn forwarding_allowed(bridge: &str) -> bool {
+    have_iptables() && cmd::output(&mut iptables("-C", bridge)).is_ok_and(|o| o.status.success())
+}
+
+/// Inserts the lab's FORWARD rule for `bridge` at the top of the chain
+/// (before any jump of Docker's). Callers record it as soon as this returns.
+pub fn allow_forwarding(bridge: &str) -> Result<()> {
+    if !forwarding_allowed(bridge) {
+        cmd::run_command(&mut iptables("-I", bridge))?;
+    }
+    Ok(())
+}
+
+/// Deletes the lab's FORWARD rule for `bridge` (every copy) if present.
+pub fn remove_forwarding(bridge: &str) -> Result<()> {
+    while forwarding_allowed(bridge) {
+        cmd::run_command(&mut iptables("-D", bridge))?;
+    }
+    Ok(())
+}
+
 /// Keeps the runner side of the lab silent and closed: no IPv6 autoconfiguration
 /// chatter and no forwarding of anything a host sends towards other networks.
 fn quiet_link(name: &str) {
@@ -225,6 +327,47 @@ mod tests {
         let a = mac_for(Ipv4Addr::new(10, 213, 0, 11));
         assert_eq!(a, "02:6b:73:d5:00:0b");
         assert_ne!(a, mac_for(Ipv4Addr::new(10, 213, 0, 12)));
+    }
+
+    #[test]
+    fn unreadable_ip_output_fails_the_subnet_check() {
+        let subnet: Subnet = "10.213.9.0/24".parse().unwrap();
+        let ok_routes =
+            r#"[{"dst":"default","dev":"eth0"},{"dst":"172.17.0.0/16","dev":"docker0"}]"#;
+        let ok_addrs = r#"[{"ifname":"eth0","addr_info":[{"local":"192.0.2.5","prefixlen":24}]}]"#;
+        check_subnet_free_in(&subnet, ok_routes, ok_addrs).unwrap();
+        for (routes, addrs) in [
+            ("", ok_addrs),
+            ("not json", ok_addrs),
+            (r#"{"dst":"default"}"#, ok_addrs),
+            (r#"[{"dev":"eth0"}]"#, ok_addrs),
+            (r#"[{"dst":"10.213.x.0/24"}]"#, ok_addrs),
+            (ok_routes, ""),
+            (
+                ok_routes,
+                r#"[{"ifname":"eth0","addr_info":[{"local":"10.213.9.7"}]}]"#,
+            ),
+            (
+                ok_routes,
+                r#"[{"ifname":"eth0","addr_info":[{"local":"nope","prefixlen":8}]}]"#,
+            ),
+        ] {
+            let err = check_subnet_free_in(&subnet, routes, addrs).unwrap_err();
+            assert!(
+                err.to_string().contains("output not understood"),
+                "{routes} / {addrs}: {err}"
+            );
+        }
+        let taken = r#"[{"ifname":"br0","addr_info":[{"local":"10.213.9.1","prefixlen":24}]}]"#;
+        let err = check_subnet_free_in(&subnet, ok_routes, taken).unwrap_err();
+        assert!(err.to_string().contains("overlaps address"), "{err}");
+    }
+
+    #[test]
+    fn the_forward_rule_names_the_bridge_both_ways() {
+        let rule = forward_rule("ks-labtest-br");
+        assert_eq!(&rule[..4], ["-i", "ks-labtest-br", "-o", "ks-labtest-br"]);
+        assert_eq!(&rule[rule.len() - 2..], ["-j", "ACCEPT"]);
     }
 
     #[test]

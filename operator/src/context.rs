@@ -1,13 +1,11 @@
 //! What every reconcile gets: the API client, the event recorder, the metrics
-//! and the host executor.
-
-use std::sync::Arc;
+//! and the SSH limits every connection to a host shares.
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
-use crate::host::HostExecutor;
 use crate::metrics::Metrics;
+use kubeseed_provision::ssh::Limits;
 
 /// Name the operator reports as in Events and uses as its server-side-apply
 /// field manager. One manager for every status write, so apply never fights
@@ -23,14 +21,16 @@ pub struct Context {
     pub recorder: Recorder,
     /// The operator's Prometheus metrics.
     pub metrics: Metrics,
-    /// Runs commands on hosts.
-    pub hosts: Arc<dyn HostExecutor>,
+    /// Concurrency caps and retry policy shared by every SSH connection, so
+    /// the operator never pushes more than a bounded number of operations at
+    /// the hosts (and at each host) at once.
+    pub ssh_limits: Limits,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("hosts", &self.hosts)
+            .field("ssh_limits", &self.ssh_limits)
             .finish_non_exhaustive()
     }
 }
@@ -38,12 +38,7 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// Builds a context; `instance` (the Pod name) tells Events of different
     /// replicas apart.
-    pub fn new(
-        client: Client,
-        instance: &str,
-        metrics: Metrics,
-        hosts: Arc<dyn HostExecutor>,
-    ) -> Self {
+    pub fn new(client: Client, instance: &str, metrics: Metrics, ssh_limits: Limits) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: Some(instance.into()),
@@ -52,7 +47,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
-            hosts,
+            ssh_limits,
         }
     }
 }

@@ -26,9 +26,10 @@ pub enum Error {
     #[error("cannot serialise the status: {0}")]
     Serialize(#[source] serde_json::Error),
 
-    /// A step needs the host executor (SSH engine) and this build has none.
-    #[error("host access: {0}")]
-    Host(#[from] crate::host::HostError),
+    /// Reaching or using a host over SSH failed; its typed reason (e.g.
+    /// `HostKeyMismatch`) is kept all the way to the event.
+    #[error("{0}")]
+    Ssh(#[from] kubeseed_provision::ssh::SshError),
 }
 
 impl Error {
@@ -48,7 +49,7 @@ impl Error {
             },
             Error::MissingName => "InvalidObject",
             Error::Serialize(_) => "StatusInvalid",
-            Error::Host(_) => "HostUnreachable",
+            Error::Ssh(e) => e.reason(),
         }
     }
 
@@ -68,7 +69,7 @@ impl Error {
             },
             Error::MissingName => "invalid_object",
             Error::Serialize(_) => "status_invalid",
-            Error::Host(_) => "host",
+            Error::Ssh(_) => "ssh",
         }
     }
 }
@@ -112,7 +113,7 @@ mod tests {
         let all = [
             Error::MissingName,
             Error::Serialize(serde_json::Error::io(std::io::Error::other("x"))),
-            Error::Host(crate::host::HostError::NotWired),
+            Error::Ssh(kubeseed_provision::ssh::SshError::InvalidInput("x".into())),
         ];
         for e in all {
             assert!(

@@ -3,7 +3,9 @@
 //!
 //! - [`runtime`] wires a process: endpoints ([`http`]), leader election
 //!   ([`leader`]), the controllers ([`controllers`], one per kind) and shutdown.
-//! - [`context`] is what every reconcile gets; [`host`] is the seam to the hosts.
+//! - [`context`] is what every reconcile gets; hosts are reached through
+//!   `kubeseed_provision` (its `Host` interface and SSH engine), the layer
+//!   `bootstrap` uses too.
 //! - [`error`] names, for every failure, its Event reason and metric label.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -12,7 +14,6 @@ pub mod config;
 pub mod context;
 pub mod controllers;
 pub mod error;
-pub mod host;
 pub mod http;
 pub mod leader;
 pub mod metrics;

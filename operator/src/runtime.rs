@@ -21,7 +21,6 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::context::Context;
 use crate::controllers;
-use crate::host::{HostExecutor, Unwired};
 use crate::http::{self, Health};
 use crate::leader::{Held, LeaderElector, LeaseConfig, Role};
 use crate::metrics::Metrics;
@@ -53,12 +52,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(serve);
     info!(%addr, identity = %identity, namespace = %config.namespace, "kubeseed-operator started");
 
-    let hosts: Arc<dyn HostExecutor> = Arc::new(Unwired);
     let ctx = Arc::new(Context::new(
         client.clone(),
         &identity,
         metrics.clone(),
-        hosts,
+        kubeseed_provision::ssh::Limits::default(),
     ));
 
     let result = if config.leader_elect {

@@ -3,8 +3,9 @@
 //! promise (restrictive securityContext, least-privilege RBAC).
 //!
 //! Kind of test: real programs started by the test (no API server needed).
-//! `UPDATE_GOLDEN=1 cargo test -p kubeseed-operator --test chart` rewrites the
-//! golden files after an intended change; review the diff.
+//! `KUBESEED_UPDATE_GOLDEN=1 cargo test -p kubeseed-operator --test chart`
+//! rewrites the golden files after an intended change (refused when `CI` is
+//! set); review the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{chart, run_err, run_ok, test_file};
+use kubeseed_testenv::golden;
 use kubeseed_testenv::toolchain::Toolchain;
 use serde_yaml::Value;
 
@@ -86,6 +88,13 @@ fn schema_and_template_checks_refuse_bad_values() {
             ("operator.logFormat=xml", "logFormat"),
             ("operator.leaderElection.leaseDuration=15", "leaseDuration"),
             ("image.digest=sha256:nothex", "digest"),
+            // Approving this signer's CSRs would mint any client certificate.
+            (
+                "rbac.csrSigners={kubernetes.io/kube-apiserver-client}",
+                "csrSigners",
+            ),
+            ("rbac.csrSigners={example.com/anything}", "csrSigners"),
+            ("rbac.ownedSecrets={Bad_Name}", "ownedSecrets"),
         ] {
             let err = run_err(&mut helm.template(None, &[set]));
             assert!(err.contains(why), "{set}: {err}");
@@ -99,9 +108,14 @@ fn schema_and_template_checks_refuse_bad_values() {
     }
 }
 
+/// Taken while a test reads or writes the golden files, so a rewrite does
+/// not race the test that checks they stay unchanged.
+static GOLDEN_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Renders with Helm 4 and compares with the golden file; Helm 3 must render
 /// the same manifests.
 fn check_golden(values: Option<&Path>, golden: &str) {
+    let _turn = GOLDEN_FILES.lock().unwrap_or_else(|e| e.into_inner());
     let helms = Helm::all();
     let rendered = run_ok(&mut helms[0].template(values, &[]));
     let rendered3 = run_ok(&mut helms[1].template(values, &[]));
@@ -111,21 +125,49 @@ fn check_golden(values: Option<&Path>, golden: &str) {
         "Helm 3 and Helm 4 render differently"
     );
     let path = test_file(&format!("golden/{golden}"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+    if golden::update_requested() {
         std::fs::write(&path, &rendered).unwrap();
         return;
     }
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}; run with UPDATE_GOLDEN=1 to create it",
-            path.display()
+            "{}: {e}; run with {}=1 to create it",
+            path.display(),
+            golden::UPDATE_ENV
         )
     });
     assert!(
         want == rendered,
-        "{} differs from the render; if intended, run with UPDATE_GOLDEN=1.\n--- render ---\n{rendered}",
-        path.display()
+        "{} differs from the render; if intended, run with {}=1.\n--- render ---\n{rendered}",
+        path.display(),
+        golden::UPDATE_ENV
     );
+}
+
+/// Under CI a request to rewrite the golden files fails the test and
+/// leaves them as they are (this runs the golden test in a child process
+/// of this very test binary).
+#[test]
+fn golden_files_are_never_rewritten_under_ci() {
+    let _turn = GOLDEN_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let path = test_file("golden/default.yaml");
+    let before = std::fs::read(&path).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["default_render_matches_golden", "--exact", "--nocapture"])
+        .env("CI", "true")
+        .env(golden::UPDATE_ENV, "1")
+        .env_remove("UPDATE_GOLDEN")
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "the golden test passed under CI with {}=1:\n{said}",
+        golden::UPDATE_ENV
+    );
+    assert!(said.contains("refused under CI"), "{said}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "golden file changed");
 }
 
 #[test]
@@ -247,4 +289,50 @@ fn default_render_is_restrictive_and_complete() {
         ["create"],
         "kube-system: create bootstrap tokens only"
     );
+
+    // Secrets in its own namespace: read all (members name their SSH-key
+    // Secrets), create none, write only the ones it owns, by name.
+    let own = find(&all, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["namespace"] == "kubeseed-system")
+        .unwrap();
+    for rule in own["rules"].as_sequence().unwrap() {
+        if !strs(&rule["resources"]).contains(&"secrets".to_owned()) {
+            continue;
+        }
+        let verbs = strs(&rule["verbs"]);
+        assert!(!verbs.contains(&"create".to_owned()), "{rule:?}");
+        assert!(!verbs.contains(&"delete".to_owned()), "{rule:?}");
+        if verbs.iter().any(|v| v == "update" || v == "patch") {
+            assert_eq!(
+                strs(&rule["resourceNames"]),
+                ["kubeseed-cluster"],
+                "{rule:?}"
+            );
+        }
+    }
+
+    // What RBAC cannot say (create limited by name and type) the
+    // ValidatingAdmissionPolicy says, for exactly this ServiceAccount.
+    let policy = find(&all, "ValidatingAdmissionPolicy");
+    assert_eq!(policy.len(), 1);
+    let conditions = serde_yaml::to_string(&policy[0]["spec"]["matchConditions"]).unwrap();
+    assert!(
+        conditions.contains("system:serviceaccount:kubeseed-system:kubeseed")
+            && conditions.contains("kube-system"),
+        "{conditions}"
+    );
+    let validation = serde_yaml::to_string(&policy[0]["spec"]["validations"]).unwrap();
+    assert!(
+        validation.contains("bootstrap-token-")
+            && validation.contains("bootstrap.kubernetes.io/token"),
+        "{validation}"
+    );
+    let binding = find(&all, "ValidatingAdmissionPolicyBinding");
+    assert_eq!(binding.len(), 1);
+    assert_eq!(
+        binding[0]["spec"]["policyName"],
+        policy[0]["metadata"]["name"]
+    );
+    assert_eq!(strs(&binding[0]["spec"]["validationActions"]), ["Deny"]);
 }

@@ -58,6 +58,19 @@ fn refused<T: Debug>(what: &str, r: Result<T, kube::Error>) {
     }
 }
 
+/// Refused by the chart's ValidatingAdmissionPolicy (not by RBAC): 403 with
+/// the policy's message.
+#[track_caller]
+fn refused_by_policy<T: Debug>(what: &str, r: Result<T, kube::Error>) {
+    match r {
+        Err(kube::Error::Api(s))
+            if s.code == 403
+                && s.message
+                    .contains("may only create bootstrap-token Secrets") => {}
+        other => panic!("{what}: expected the bootstrap-token policy to refuse it, got {other:?}"),
+    }
+}
+
 async fn can_list_and_watch<K>(sa: &Client, what: &str)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
@@ -296,9 +309,54 @@ async fn chart_rbac_allows_what_the_operator_needs_and_nothing_more() {
             .await,
     );
 
-    // --- Secrets: its namespace yes, anywhere else no ---
+    // --- Secrets: read its namespace, write only its own by name ---
+    let admin_own: Api<Secret> = Api::namespaced(admin.clone(), NS);
+    for name in ["kubeseed-cluster", "kubeseed-ssh", "someone-elses"] {
+        admin_own
+            .create(
+                &PostParams::default(),
+                &obj(json!({"metadata": {"name": name}, "stringData": {"k": "v"}})),
+            )
+            .await
+            .unwrap();
+    }
     let own: Api<Secret> = Api::namespaced(sa.clone(), NS);
     allowed(
+        "get a Secret in its namespace (a member's SSH key)",
+        own.get("kubeseed-ssh").await,
+    );
+    allowed(
+        "list Secrets in its namespace",
+        own.list(&ListParams::default()).await,
+    );
+    allowed(
+        "patch the Secret it owns (kubeseed-cluster)",
+        own.patch(
+            "kubeseed-cluster",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await,
+    );
+    let mut owned = own.get("kubeseed-cluster").await.unwrap();
+    owned.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
+    allowed(
+        "update the Secret it owns",
+        own.replace("kubeseed-cluster", &PostParams::default(), &owned)
+            .await,
+    );
+    for name in ["kubeseed-ssh", "someone-elses"] {
+        refused(
+            &format!("patch Secret {name}, which it does not own"),
+            own.patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"stringData": {"k": "changed"}})),
+            )
+            .await,
+        );
+    }
+    refused(
         "create a Secret in its namespace",
         own.create(
             &PostParams::default(),
@@ -306,45 +364,80 @@ async fn chart_rbac_allows_what_the_operator_needs_and_nothing_more() {
         )
         .await,
     );
-    allowed(
-        "get a Secret in its namespace",
-        own.get("kubeseed-ca").await,
-    );
-    allowed(
-        "list Secrets in its namespace",
-        own.list(&ListParams::default()).await,
-    );
-    allowed(
-        "patch a Secret in its namespace",
-        own.patch(
-            "kubeseed-ca",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
-        )
-        .await,
-    );
     refused(
         "delete a Secret in its namespace",
-        own.delete("kubeseed-ca", &DeleteParams::default()).await,
+        own.delete("kubeseed-cluster", &DeleteParams::default())
+            .await,
     );
     let all_secrets: Api<Secret> = Api::all(sa.clone());
     refused(
         "list Secrets cluster-wide",
         all_secrets.list(&ListParams::default()).await,
     );
+
+    // kube-system: bootstrap tokens only. RBAC allows the create; the chart's
+    // ValidatingAdmissionPolicy refuses any other name or type. The policy
+    // takes effect once the API server's informer has seen it.
     let kube_system: Api<Secret> = Api::namespaced(sa.clone(), "kube-system");
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let not_a_token = obj::<Secret>(json!({"metadata": {"name": "kubeseed-loot"},
+        "stringData": {"token": "x"}}));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while kube_system.create(&dry_run, &not_a_token).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bootstrap-token ValidatingAdmissionPolicy never took effect"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let token = |name: &str, type_: &str| {
+        obj::<Secret>(json!({"metadata": {"name": name}, "type": type_,
+            "stringData": {"token-id": "abcdef", "token-secret": "0123456789abcdef",
+                "usage-bootstrap-authentication": "true"}}))
+    };
+    for (what, secret) in [
+        ("an Opaque Secret", not_a_token.clone()),
+        (
+            "a bootstrap-token name with another type",
+            token("bootstrap-token-abcdef", "Opaque"),
+        ),
+        (
+            "the bootstrap-token type under another name",
+            token("kubeseed-token", "bootstrap.kubernetes.io/token"),
+        ),
+        (
+            "a bootstrap-token name that is not bootstrap-token-<6 characters>",
+            token("bootstrap-token-abcdefg", "bootstrap.kubernetes.io/token"),
+        ),
+        (
+            "a ServiceAccount token",
+            obj::<Secret>(json!({"metadata": {"name": "bootstrap-token-sa0001",
+                "annotations": {"kubernetes.io/service-account.name": "default"}},
+                "type": "kubernetes.io/service-account-token"})),
+        ),
+    ] {
+        refused_by_policy(
+            &format!("create {what} in kube-system"),
+            kube_system.create(&PostParams::default(), &secret).await,
+        );
+    }
     allowed(
         "create a bootstrap token in kube-system",
         kube_system
             .create(
                 &PostParams::default(),
-                &obj(json!({"metadata": {"name": "bootstrap-token-abcdef"},
-                    "type": "bootstrap.kubernetes.io/token",
-                    "stringData": {"token-id": "abcdef", "token-secret": "0123456789abcdef",
-                        "usage-bootstrap-authentication": "true"}})),
+                &token("bootstrap-token-abcdef", "bootstrap.kubernetes.io/token"),
             )
             .await,
     );
+    // The policy is about the operator only: an administrator still may.
+    Api::<Secret>::namespaced(admin.clone(), "kube-system")
+        .create(&dry_run, &not_a_token)
+        .await
+        .expect("the policy must not apply to other users");
     refused(
         "read a Secret in kube-system",
         kube_system.get("bootstrap-token-abcdef").await,

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use kubeseed_provision::cluster::{ClusterSpec, Member};
+use kubeseed_provision::files::HostFiles;
 use kubeseed_provision::pki::{
-    BootstrapToken, ClusterCas, ClusterPki, ClusterSpec, Credentials, HostFiles, KeyAlgorithm,
-    KubeconfigSpec, Member, NODE_BOOTSTRAP_GROUP, profiles, render_kubeconfig,
+    BootstrapToken, ClusterCas, ClusterPki, Credentials, KeyAlgorithm, KubeconfigSpec,
+    NODE_BOOTSTRAP_GROUP, profiles, render_kubeconfig,
 };
 use kubeseed_testenv::pki::{CertKey, ControlPlanePki, FrontProxyPki, SERVICE_CIDR};
 use kubeseed_testenv::{ControlPlane, Toolchain};
@@ -159,7 +161,8 @@ async fn run_control_plane(alg: KeyAlgorithm) {
         cp: &cp,
         dir: tmp.path().to_path_buf(),
     };
-    let host = pki.cas.control_plane_files(&spec, "master-1").unwrap();
+    let mut host = pki.cas.control_plane_files(&spec, "master-1").unwrap();
+    host.extend(pki.cas.super_admin_files(&spec).unwrap());
     let kc = |name: &str| k.write(name, &file(&host, &format!("/etc/kubernetes/{name}")));
     let (admin, super_admin) = (kc("admin.conf"), kc("super-admin.conf"));
     assert!(file(&host, "/etc/kubernetes/admin.conf").contains(cp.server_url()));

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kubeseed_provision::pki::{ClusterCas, ClusterPki, ClusterSpec, KeyAlgorithm, Member};
+use kubeseed_provision::cluster::{ClusterSpec, EtcdMember, Member};
+use kubeseed_provision::pki::{ClusterCas, ClusterPki, KeyAlgorithm};
 use kubeseed_testenv::Toolchain;
 
 /// An etcd started by this test, stopped by its PID when dropped.
@@ -51,7 +52,7 @@ fn free_ports(ip: IpAddr) -> [u16; 4] {
     [ports[0], ports[1], ports[2], ports[3]]
 }
 
-fn write_host(files: &kubeseed_provision::pki::HostFiles, root: &Path) -> PathBuf {
+fn write_host(files: &kubeseed_provision::files::HostFiles, root: &Path) -> PathBuf {
     for (path, file) in files.iter() {
         let dest = root.join(path.strip_prefix("/").unwrap());
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
@@ -98,7 +99,7 @@ fn two_etcd_members_talk_mutual_tls_on_kubeseed_certificates() {
     let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap());
     // An external etcd topology: two etcd-only members, one master elsewhere.
     let mut spec = ClusterSpec::stacked(Member::new("master-1", "127.0.0.1".parse().unwrap()));
-    spec.etcd = vec![Member::new("etcd-a", a), Member::new("etcd-b", b)];
+    spec.etcd = vec![EtcdMember::new("etcd-a", a), EtcdMember::new("etcd-b", b)];
     let pki = ClusterPki::generate(spec).unwrap();
 
     let tmp = tempfile::tempdir().unwrap();

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
+use kubeseed_provision::cluster::{ClusterSpec, EtcdMember, Member};
+use kubeseed_provision::files::HostFiles;
 use kubeseed_provision::pki::{
-    ClusterCas, ClusterPki, ClusterSpec, HostFiles, KeyAlgorithm, Member, PkiError, profiles,
-    renew_host_files,
+    ClusterCas, ClusterPki, KeyAlgorithm, PkiError, profiles, renew_host_files,
 };
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::*;
@@ -26,9 +27,9 @@ fn ha_spec(alg: KeyAlgorithm) -> ClusterSpec {
     let mut spec = ClusterSpec::stacked(Member::new("master-1", ip("10.213.0.11")));
     for (name, addr) in [("master-2", "10.213.0.12"), ("master-3", "10.213.0.13")] {
         spec.control_plane.push(Member::new(name, ip(addr)));
-        spec.etcd.push(Member::new(name, ip(addr)));
+        spec.etcd.push(EtcdMember::new(name, ip(addr)));
     }
-    spec.etcd.push(Member::new("etcd-4", ip("10.213.0.14")));
+    spec.etcd.push(EtcdMember::new("etcd-4", ip("10.213.0.14")));
     spec.endpoint.vip = Some(ip("10.213.0.100"));
     spec.endpoint.dns_names = vec!["api.lab.example".into()];
     spec.extra_sans = vec!["203.0.113.7".into(), "k8s.example.org".into()];
@@ -175,6 +176,16 @@ fn kubeconfig_cert(files: &HostFiles, path: &str) -> (serde_yaml::Value, String)
 
 fn check_cluster(pki: &ClusterPki, rsa: bool) {
     let m1 = &pki.hosts["master-1"];
+    // system:masters credentials exist on the first master only (kubeadm ≥ 1.29).
+    assert!(m1.get("/etc/kubernetes/super-admin.conf").is_some());
+    for other in ["master-2", "master-3"] {
+        assert!(
+            pki.hosts[other]
+                .get("/etc/kubernetes/super-admin.conf")
+                .is_none(),
+            "{other} holds super-admin.conf"
+        );
+    }
     let ca_p = Parsed::new(m1.get("/etc/kubernetes/pki/ca.crt").unwrap());
     let etcd_ca_p = Parsed::new(m1.get("/etc/kubernetes/pki/etcd/ca.crt").unwrap());
     let fp_ca_p = Parsed::new(m1.get("/etc/kubernetes/pki/front-proxy-ca.crt").unwrap());
@@ -199,8 +210,6 @@ fn check_cluster(pki: &ClusterPki, rsa: bool) {
         "IP:10.96.0.1",
         "IP:127.0.0.1",
         "IP:10.213.0.11",
-        "IP:10.213.0.12",
-        "IP:10.213.0.13",
         "IP:10.213.0.100",
         "DNS:api.lab.example",
         "IP:203.0.113.7",
@@ -208,10 +217,14 @@ fn check_cluster(pki: &ClusterPki, rsa: bool) {
     ] {
         assert!(got.contains(&want.to_owned()), "{want} not in {got:?}");
     }
-    assert!(
-        !got.contains(&"IP:10.213.0.14".to_owned()),
-        "etcd-only host in apiserver SANs"
-    );
+    for other in ["IP:10.213.0.12", "IP:10.213.0.13", "IP:10.213.0.14"] {
+        // Other masters (and the etcd-only host) stay out: a member joining
+        // must not make every apiserver certificate stale.
+        assert!(
+            !got.contains(&other.to_owned()),
+            "{other} in master-1's SANs"
+        );
+    }
 
     for (path, ca_cert, cn_want, orgs_want) in [
         (
@@ -304,10 +317,11 @@ fn check_cluster(pki: &ClusterPki, rsa: bool) {
             "https://10.213.0.11:6443",
         ),
         (
+            // A master's kubelet talks to its own apiserver (kubeadm ≥ 1.31).
             "kubelet.conf",
             "system:node:master-1",
             vec!["system:nodes"],
-            "https://api.lab.example:6443",
+            "https://10.213.0.11:6443",
         ),
     ] {
         let (doc, pem) = kubeconfig_cert(m1, &format!("/etc/kubernetes/{file}"));
@@ -597,7 +611,8 @@ fn operator_signs_a_new_member_from_the_secret() {
     let mut spec = pki.spec.clone();
     spec.control_plane
         .push(Member::new("master-4", ip("10.213.0.15")));
-    spec.etcd.push(Member::new("master-4", ip("10.213.0.15")));
+    spec.etcd
+        .push(EtcdMember::new("master-4", ip("10.213.0.15")));
     let files = cas.control_plane_files(&spec, "master-4").unwrap();
     assert_eq!(
         files.get("/etc/kubernetes/pki/ca.crt"),

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kubeseed_provision::ssh::*;
-use kubeseed_testenv::sshd::{KeyType, SshAgent, Sshd, SudoRule, ensure_user, ssh_keygen};
+use kubeseed_testenv::dropbear::Dropbear;
+use kubeseed_testenv::sshd::{
+    KeyType, SshAgent, Sshd, SshdOptions, SudoRule, ensure_user, ssh_keygen,
+};
 
 const SUDO_USER: &str = "kubeseed-test-sudo";
 const PASSWORD_USER: &str = "kubeseed-test-pw";
@@ -149,6 +152,7 @@ async fn pinned_key_mismatch_stops_before_authentication() {
         host,
         expected_fingerprint,
         presented_fingerprint,
+        ..
     } = &e
     else {
         panic!("expected HostKeyMismatch, got {e:?}");
@@ -176,7 +180,7 @@ async fn pinning_an_rsa_host_key_makes_the_host_present_it() {
         HostKey::parse(&sshd.host_public_key_of(KeyType::Rsa).unwrap()).unwrap(),
     );
     let (_, observed) = Session::connect(&t, &fast_limits()).await.unwrap();
-    assert_eq!(observed.key.algorithm(), "ssh-rsa");
+    assert_eq!(observed.host.key.algorithm(), "ssh-rsa");
 }
 
 #[tokio::test]
@@ -185,7 +189,9 @@ async fn first_seen_then_changed_host_key() {
     let mut sshd = Sshd::start().unwrap();
     let mut t = target(&sshd, "root");
     t.host_key = HostKeyPolicy::FirstSeen;
-    let (s, observed) = Session::connect(&t, &fast_limits()).await.unwrap();
+    let (s, keys) = Session::connect(&t, &fast_limits()).await.unwrap();
+    let observed = keys.host;
+    assert!(keys.bastions.is_empty());
     assert!(observed.first_seen);
     assert_eq!(
         observed.key,
@@ -197,7 +203,7 @@ async fn first_seen_then_changed_host_key() {
     let recorded = HostKey::parse(&observed.key.to_openssh()).unwrap();
     t.host_key = HostKeyPolicy::Pinned(recorded.clone());
     let (_, again) = Session::connect(&t, &fast_limits()).await.unwrap();
-    assert!(!again.first_seen);
+    assert!(!again.host.first_seen);
 
     sshd.regenerate_host_keys().unwrap();
     let e = Session::connect(&t, &fast_limits()).await.unwrap_err();
@@ -240,6 +246,256 @@ async fn known_hosts_file() {
     );
     std::fs::write(&known, wrong).unwrap();
     let e = Session::connect(&t, &fast_limits()).await.unwrap_err();
+    assert!(matches!(e, SshError::HostKeyMismatch { .. }), "{e:?}");
+}
+
+/// `@revoked` wins over a plain line listing the same key; `@cert-authority`
+/// lines are reported as unsupported, never silently skipped; a missing file
+/// is an error, not an empty list.
+#[tokio::test]
+async fn known_hosts_revoked_and_cert_authority_lines() {
+    init_tracing();
+    let sshd = Sshd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_hosts");
+    let mut t = target(&sshd, "root");
+    t.host_key = HostKeyPolicy::KnownHosts(known.clone());
+    let ed = sshd.host_public_key().unwrap();
+    let ed: Vec<&str> = ed.split_whitespace().collect();
+
+    // Listed normally, and revoked for every host further down.
+    std::fs::write(
+        &known,
+        format!(
+            "{}@revoked * {} {}\n",
+            sshd.known_hosts_lines().unwrap(),
+            ed[0],
+            ed[1]
+        ),
+    )
+    .unwrap();
+    let e = Session::connect(&t, &fast_limits()).await.unwrap_err();
+    match &e {
+        SshError::HostKeyRevoked {
+            line, known_hosts, ..
+        } => {
+            assert_eq!(*line, 4);
+            assert_eq!(known_hosts, &known);
+        }
+        other => panic!("expected HostKeyRevoked, got {other:?}"),
+    }
+    assert!(e.to_string().contains("@revoked"), "{e}");
+    assert_eq!(e.reason(), "HostKeyRevoked");
+    // Nothing beyond key exchange reached sshd.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(sshd.dir().join("sshd-1.log")).unwrap();
+    assert!(!log.contains("Accepted publickey"), "{log}");
+
+    // Only a certificate authority for this host: said plainly.
+    std::fs::write(
+        &known,
+        format!(
+            "@cert-authority [127.0.0.1]:{} {} {}\n",
+            sshd.port(),
+            ed[0],
+            ed[1]
+        ),
+    )
+    .unwrap();
+    let e = Session::connect(&t, &fast_limits()).await.unwrap_err();
+    assert!(
+        matches!(e, SshError::HostCertificatesUnsupported { line: 1, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("@cert-authority"), "{e}");
+
+    // A CA line beside the host's own key does not stand in the way.
+    let mut both = std::fs::read_to_string(&known).unwrap();
+    both.push_str(&sshd.known_hosts_lines().unwrap());
+    std::fs::write(&known, both).unwrap();
+    connect(&t).await;
+
+    // A known_hosts file that is not there is an error of its own.
+    std::fs::remove_file(&known).unwrap();
+    let e = Session::connect(&t, &fast_limits()).await.unwrap_err();
+    assert!(matches!(e, SshError::InvalidInput(_)), "{e:?}");
+    assert!(
+        e.to_string().contains("cannot read the known_hosts file"),
+        "{e}"
+    );
+}
+
+/// A server restricted to the NIST curves for key exchange, as FIPS and
+/// many hardened configurations are, one curve at a time.
+#[tokio::test]
+async fn a_server_that_allows_only_nist_curve_key_exchange() {
+    init_tracing();
+    for kex in [
+        "ecdh-sha2-nistp256",
+        "ecdh-sha2-nistp384",
+        "ecdh-sha2-nistp521",
+    ] {
+        let sshd = Sshd::start_with(SshdOptions::default().config(format!("KexAlgorithms {kex}")))
+            .unwrap();
+        let s = Session::connect(&target(&sshd, "root"), &fast_limits())
+            .await
+            .unwrap_or_else(|e| panic!("{kex}: {e}\n{}", sshd.log_tail(20)))
+            .0;
+        let out = s.run("echo reached", ExecOptions::default()).await.unwrap();
+        assert_eq!(out.stdout_text().trim(), "reached", "{kex}");
+    }
+}
+
+/// A pinned key of a type the host does not have (ed25519 pinned, the host
+/// has RSA keys only) is the typed mismatch naming both keys, and says the
+/// host offers no such key; also through known_hosts.
+#[tokio::test]
+async fn a_pinned_key_type_the_host_does_not_offer() {
+    init_tracing();
+    let sshd = Sshd::start_with(SshdOptions::default().host_keys(&[KeyType::Rsa])).unwrap();
+    let elsewhere = Sshd::start().unwrap();
+    let wrong = HostKey::parse(&elsewhere.host_public_key().unwrap()).unwrap();
+    assert_eq!(wrong.algorithm(), "ssh-ed25519");
+    let host_has = HostKey::parse(&sshd.host_public_key_of(KeyType::Rsa).unwrap()).unwrap();
+    let mut t = target(&sshd, "root");
+    t.host_key = HostKeyPolicy::Pinned(wrong.clone());
+    let e = Session::connect(&t, &fast_limits()).await.unwrap_err();
+    match &e {
+        SshError::HostKeyMismatch {
+            expected_algorithm,
+            expected_fingerprint,
+            presented_algorithm,
+            presented_fingerprint,
+            ..
+        } => {
+            assert_eq!(*expected_algorithm, "ssh-ed25519");
+            assert_eq!(expected_fingerprint, &wrong.fingerprint());
+            assert_eq!(*presented_algorithm, "ssh-rsa");
+            assert_eq!(presented_fingerprint, &host_has.fingerprint());
+        }
+        other => panic!("expected HostKeyMismatch, got {other:?}"),
+    }
+    assert!(
+        e.to_string().contains("the host offers no ssh-ed25519 key"),
+        "{e}"
+    );
+
+    // The same wrong key recorded in known_hosts.
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_hosts");
+    std::fs::write(
+        &known,
+        format!("[127.0.0.1]:{} {}\n", sshd.port(), wrong.to_openssh()),
+    )
+    .unwrap();
+    t.host_key = HostKeyPolicy::KnownHosts(known);
+    let e = Session::connect(&t, &fast_limits()).await.unwrap_err();
+    assert!(
+        matches!(&e, SshError::HostKeyMismatch { expected_algorithm, .. } if *expected_algorithm == "ssh-ed25519"),
+        "{e:?}"
+    );
+
+    // And the right pin works against the RSA-only host (rsa-sha2 signatures).
+    t.host_key = HostKeyPolicy::Pinned(host_has);
+    connect(&t).await;
+}
+
+/// What a hardened OpenSSH allows: finite-field Diffie-Hellman groups,
+/// AES-CTR with HMAC-SHA2 (plain and encrypt-then-MAC), RSA-SHA2 host keys
+/// only, and ECDSA and RSA user keys.
+#[tokio::test]
+async fn a_hardened_server_with_dh_groups_aes_ctr_and_rsa_sha2() {
+    init_tracing();
+    let keys = tempfile::tempdir().unwrap();
+    for (kex, cipher, mac, user_key) in [
+        (
+            "diffie-hellman-group14-sha256",
+            "aes128-ctr",
+            "hmac-sha2-256",
+            KeyType::Ecdsa,
+        ),
+        (
+            "diffie-hellman-group16-sha512",
+            "aes256-ctr",
+            "hmac-sha2-512-etm@openssh.com",
+            KeyType::Rsa,
+        ),
+    ] {
+        let sshd = Sshd::start_with(
+            SshdOptions::default()
+                .host_keys(&[KeyType::Rsa])
+                .config(format!("KexAlgorithms {kex}"))
+                .config(format!("Ciphers {cipher}"))
+                .config(format!("MACs {mac}"))
+                .config("HostKeyAlgorithms rsa-sha2-512,rsa-sha2-256")
+                .config("PubkeyAcceptedAlgorithms ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256"),
+        )
+        .unwrap();
+        let path = keys.path().join(format!("{kex}-user"));
+        ssh_keygen(&path, user_key, "").unwrap();
+        sshd.authorize(&std::fs::read_to_string(path.with_extension("pub")).unwrap())
+            .unwrap();
+        let mut t = target(&sshd, "root");
+        t.auth = Auth::key_file(&path);
+        let s = Session::connect(&t, &fast_limits())
+            .await
+            .unwrap_or_else(|e| panic!("{kex}/{cipher}/{mac}: {e}\n{}", sshd.log_tail(20)))
+            .0;
+        assert_eq!(s.host_key().key.algorithm(), "ssh-rsa");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        s.write_file(b"hardened\n", file.to_str().unwrap(), &FileSpec::default())
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"hardened\n");
+    }
+}
+
+/// Dropbear, the SSH server of small and embedded hosts.
+#[tokio::test]
+async fn dropbear_as_the_server() {
+    init_tracing();
+    let server = Dropbear::start().unwrap();
+    let t = SshTarget::new(
+        "127.0.0.1",
+        "root",
+        Auth::key_file(server.client_key()),
+        HostKeyPolicy::Pinned(HostKey::parse(&server.host_public_key().unwrap()).unwrap()),
+    )
+    .with_port(server.port());
+    let s = Session::connect(&t, &fast_limits())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log_tail(20)))
+        .0;
+    let out = s
+        .run("id -u; echo $HOME", ExecOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text().lines().next(), Some("0"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("from-dropbear");
+    s.write_file(
+        b"dropbear\n",
+        file.to_str().unwrap(),
+        &FileSpec::mode(0o600),
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), b"dropbear\n");
+    assert_eq!(
+        s.read_file(file.to_str().unwrap(), 1024).await.unwrap(),
+        Some(b"dropbear\n".to_vec())
+    );
+
+    // A wrong pin is refused there too.
+    let mut wrong = t.clone();
+    wrong.host_key = HostKeyPolicy::Pinned(
+        HostKey::parse(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF",
+        )
+        .unwrap(),
+    );
+    let e = Session::connect(&wrong, &fast_limits()).await.unwrap_err();
     assert!(matches!(e, SshError::HostKeyMismatch { .. }), "{e:?}");
 }
 
@@ -409,7 +665,8 @@ async fn the_timeout_holds_while_stdin_waits_for_window() {
 #[tokio::test]
 async fn non_root_user_with_passwordless_sudo() {
     init_tracing();
-    ensure_user(SUDO_USER, SudoRule::Passwordless).unwrap();
+    // Removed again when the last test using it drops its guard.
+    let _user = ensure_user(SUDO_USER, SudoRule::Passwordless).unwrap();
     let sshd = Sshd::start().unwrap();
     let s = connect(&target(&sshd, SUDO_USER)).await;
     assert!(s.needs_sudo());
@@ -497,7 +754,8 @@ async fn non_root_user_with_passwordless_sudo() {
 #[tokio::test]
 async fn non_root_user_whose_sudo_needs_a_password() {
     init_tracing();
-    ensure_user(PASSWORD_USER, SudoRule::PasswordRequired).unwrap();
+    // Removed again when the last test using it drops its guard.
+    let _user = ensure_user(PASSWORD_USER, SudoRule::PasswordRequired).unwrap();
     let sshd = Sshd::start().unwrap();
     let s = connect(&target(&sshd, PASSWORD_USER)).await;
     let started = Instant::now();
@@ -528,17 +786,20 @@ async fn non_root_user_whose_sudo_needs_a_password() {
 #[tokio::test]
 async fn bastion_hop_through_a_second_sshd() {
     init_tracing();
-    ensure_user(SUDO_USER, SudoRule::Passwordless).unwrap();
+    // Removed again when the last test using it drops its guard.
+    let _user = ensure_user(SUDO_USER, SudoRule::Passwordless).unwrap();
     let bastion = Sshd::start().unwrap();
     let inner = Sshd::start().unwrap();
     // Each hop has its own user, key and host-key check.
     let jump = target(&bastion, SUDO_USER);
     let t = target(&inner, "root").via(jump.clone());
-    let (s, observed) = Session::connect(&t, &fast_limits()).await.unwrap();
+    let (s, keys) = Session::connect(&t, &fast_limits()).await.unwrap();
     assert_eq!(
-        observed.key,
+        keys.host.key,
         HostKey::parse(&inner.host_public_key().unwrap()).unwrap()
     );
+    assert_eq!(keys.bastions.len(), 1);
+    assert!(!keys.any_first_seen());
     assert_eq!(s.bastion().unwrap().user(), SUDO_USER);
     let out = s.run("id -un", ExecOptions::default()).await.unwrap();
     assert_eq!(out.stdout_text().trim(), "root");
@@ -556,6 +817,22 @@ async fn bastion_hop_through_a_second_sshd() {
     assert!(
         blog.contains(&format!("Accepted publickey for {SUDO_USER}")),
         "{blog}"
+    );
+
+    // A bastion seen for the first time: its key comes back to be recorded
+    // (a status' observedBastionHostKey), like the host's.
+    let mut first_jump = jump.clone();
+    first_jump.host_key = HostKeyPolicy::FirstSeen;
+    let (_, keys) = Session::connect(&target(&inner, "root").via(first_jump), &fast_limits())
+        .await
+        .unwrap();
+    assert!(!keys.host.first_seen);
+    assert_eq!(keys.bastions.len(), 1);
+    assert!(keys.bastions[0].first_seen);
+    assert!(keys.any_first_seen());
+    assert_eq!(
+        keys.bastions[0].key,
+        HostKey::parse(&bastion.host_public_key().unwrap()).unwrap()
     );
 
     // A wrong host key for the bastion stops there.
@@ -624,6 +901,9 @@ fn futures_are_send(s: &Session, p: &std::path::Path) {
     send(s.write_file(b"x", "/x", &FileSpec::default()));
     send(s.upload_reader(&b"x"[..], "/x", &FileSpec::default()));
     send(s.download("/x", p, TransferMethod::ExecStream));
+    send(s.read_file("/x", 1));
+    send(s.remove_file("/x"));
+    send(s.remove_tree("/x/y"));
 }
 
 /// The remote `sleep SECONDS` a timed-out command started must be gone (killed

@@ -1,8 +1,9 @@
 //! File transfer against real OpenSSH `sshd`s started by each test.
 //!
 //! Kind of test: real processes started by the test, on 127.0.0.1 only.
-//! Needs root and Debian's `openssh-server`. Set `KUBESEED_SSH_TEST_MIB` to
-//! change the size of the big upload (default 200).
+//! Needs root (a sudo test user is created with useradd) and Debian's
+//! `openssh-server` and `sudo`. Set `KUBESEED_SSH_TEST_MIB` to change the
+//! size of the big upload (default 200).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,14 +13,20 @@ use std::path::Path;
 use std::time::Instant;
 
 use kubeseed_provision::ssh::*;
-use kubeseed_testenv::sshd::Sshd;
+use kubeseed_testenv::sshd::{Sshd, SudoRule, ensure_user};
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
+const SUDO_USER: &str = "kubeseed-test-sudo";
+
 fn target(sshd: &Sshd) -> SshTarget {
+    target_as(sshd, "root")
+}
+
+fn target_as(sshd: &Sshd, user: &str) -> SshTarget {
     SshTarget::new(
         "127.0.0.1",
-        "root",
+        user,
         Auth::key_file(sshd.client_key()),
         HostKeyPolicy::Pinned(HostKey::parse(&sshd.host_public_key().unwrap()).unwrap()),
     )
@@ -107,12 +114,8 @@ async fn big_upload_then_skipped_by_hash_then_download() {
             started.elapsed().as_secs_f64()
         );
     }
-    let leftovers: Vec<_> = std::fs::read_dir(remote_dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("kubeseed-"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let left = leftovers(remote_dir.path());
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 
     // Download both ways, constant memory, verified by sha256.
     let remote = remote_dir.path().join("big-ExecStream.bin");
@@ -169,22 +172,23 @@ async fn changed_content_replaces_atomically_and_reader_uploads() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("not absolute"), "{e}");
-    // A missing directory is a remote error that says what happened.
+    // A parent that is a file is a remote error naming it, found before
+    // anything is sent.
     let e = s
-        .write_file(b"x", "/nonexistent-dir/f", &FileSpec::default())
+        .write_file(b"x", &format!("{remote}/f"), &FileSpec::default())
         .await
         .unwrap_err();
     assert!(
         matches!(
             e,
             SshError::Remote {
-                step: Step::Upload,
+                step: Step::CheckRemote,
                 ..
             }
         ),
         "{e:?}"
     );
-    assert!(e.to_string().contains("nonexistent-dir"), "{e}");
+    assert!(e.to_string().contains("unit.service"), "{e}");
 }
 
 #[tokio::test]
@@ -269,4 +273,175 @@ async fn a_backslash_in_the_remote_path() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), b"content\n");
+}
+
+/// Yields `good` bytes, then fails: an upload cut short.
+struct FailingReader {
+    good: usize,
+}
+
+impl tokio::io::AsyncRead for FailingReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.good == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other("local disk on fire")));
+        }
+        let n = self.good.min(buf.remaining());
+        buf.put_slice(&vec![1u8; n]);
+        self.good -= n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("kubeseed-"))
+        .collect()
+}
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// Everything the `Host` trait asks of a session, as root and as a user
+/// with passwordless sudo, in a root-only (0700) directory.
+#[tokio::test]
+async fn file_operations_as_root_and_through_sudo() {
+    // Removed again when the last test using it drops its guard.
+    let _user = ensure_user(SUDO_USER, SudoRule::Passwordless).unwrap();
+    let sshd = Sshd::start().unwrap();
+    for user in ["root", SUDO_USER] {
+        let (s, _) = Session::connect(&target_as(&sshd, user), &Limits::default())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let p = |rel: &str| root.join(rel).to_str().unwrap().to_owned();
+
+        // Root only: the sudo user can do nothing here without sudo.
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+        // Missing parents are created 0755 and owned by root; the existing
+        // one keeps its mode.
+        s.write_file(
+            b"a: b\n",
+            &p("etc/kubeseed/conf.d/x.yaml"),
+            &FileSpec::mode(0o600),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            std::fs::read(p("etc/kubeseed/conf.d/x.yaml")).unwrap(),
+            b"a: b\n"
+        );
+        for d in ["etc", "etc/kubeseed", "etc/kubeseed/conf.d"] {
+            assert_eq!(mode_of(&root.join(d)), 0o755, "{user}: {d}");
+            assert_eq!(std::fs::metadata(root.join(d)).unwrap().uid(), 0);
+        }
+        assert_eq!(mode_of(root), 0o700, "{user}: existing directory changed");
+        let local = tempfile::tempdir().unwrap();
+        let src = local.path().join("payload.bin");
+        let sha = random_file(&src, 1);
+        let out = s
+            .upload(&src, &p("opt/bin/payload"), &FileSpec::mode(0o755))
+            .await
+            .unwrap();
+        assert!(matches!(out, UploadOutcome::Uploaded { .. }), "{out:?}");
+        assert_eq!(sha256_of(&root.join("opt/bin/payload")), sha);
+        let spec = FileSpec::mode(0o644).via(TransferMethod::Sftp);
+        s.upload_reader(&b"streamed"[..], &p("srv/a/b/streamed"), &spec)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(p("srv/a/b/streamed")).unwrap(), b"streamed");
+        assert_eq!(mode_of(&root.join("srv/a")), 0o755);
+
+        // A failed upload leaves no temporary file behind, either way.
+        for method in [TransferMethod::ExecStream, TransferMethod::Sftp] {
+            let spec = FileSpec::mode(0o644).via(method);
+            let e = s
+                .upload_reader(FailingReader { good: 3 << 20 }, &p("srv/a/b/cut"), &spec)
+                .await
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("local disk on fire"),
+                "{user} {method:?}: {e}"
+            );
+            assert!(!root.join("srv/a/b/cut").exists());
+            assert_eq!(
+                leftovers(&root.join("srv/a/b")),
+                Vec::<String>::new(),
+                "{user} {method:?}"
+            );
+        }
+
+        // read_file: the whole content, None when absent, errors naming the
+        // path (and size) for a file too large or not a regular file.
+        let key = root.join("etc/kubeseed/conf.d/x.yaml");
+        assert_eq!(
+            s.read_file(&p("etc/kubeseed/conf.d/x.yaml"), 5)
+                .await
+                .unwrap(),
+            Some(b"a: b\n".to_vec())
+        );
+        assert_eq!(s.read_file(&p("nothing/here"), 5).await.unwrap(), None);
+        let e = s.read_file(key.to_str().unwrap(), 4).await.unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("x.yaml") && msg.contains("5 bytes"), "{msg}");
+        let e = s.read_file(&p("etc/kubeseed/conf.d"), 4).await.unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let binary: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+        std::fs::write(root.join("bin.dat"), &binary).unwrap();
+        assert_eq!(
+            s.read_file(&p("bin.dat"), 300_000).await.unwrap(),
+            Some(binary)
+        );
+        std::fs::write(root.join("empty"), b"").unwrap();
+        assert_eq!(s.read_file(&p("empty"), 0).await.unwrap(), Some(vec![]));
+
+        // remove_file: files and symlinks (not their targets), never a
+        // directory.
+        std::os::unix::fs::symlink(root.join("srv/a"), root.join("link")).unwrap();
+        assert!(s.remove_file(&p("link")).await.unwrap());
+        assert!(root.join("srv/a/b/streamed").exists());
+        assert!(s.remove_file(&p("empty")).await.unwrap());
+        assert!(!s.remove_file(&p("empty")).await.unwrap());
+        let e = s.remove_file(&p("srv/a")).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SshError::Remote {
+                    step: Step::Remove,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(root.join("srv/a").is_dir());
+
+        // remove_tree: whole trees; system directories and odd paths are
+        // refused before anything is sent.
+        assert!(s.remove_tree(&p("srv")).await.unwrap());
+        assert!(!root.join("srv").exists());
+        assert!(!s.remove_tree(&p("srv")).await.unwrap());
+        let e = s.remove_tree(&p("bin.dat")).await.unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        for refused in [
+            "/etc",
+            "/var/lib/",
+            "/usr/local/bin",
+            "/",
+            "relative",
+            "/tmp/../etc/x",
+        ] {
+            let e = s.remove_tree(refused).await.unwrap_err();
+            assert!(matches!(e, SshError::InvalidInput(_)), "{refused}: {e:?}");
+        }
+        assert!(std::path::Path::new("/etc/passwd").exists());
+        s.close().await.unwrap();
+    }
 }

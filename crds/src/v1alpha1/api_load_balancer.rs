@@ -5,6 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::formats;
 use super::host::HostSpec;
 use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 
@@ -51,6 +52,9 @@ use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = Rule::new("!isCIDR(self.vip) || self.hosts.all(h, !isIP(h.host.address) || !cidr(self.vip.split('/')[0] + (cidr(self.vip).ip().family() == 4 ? '/32' : '/128')).containsIP(h.host.address))")
+    .message("vip must differ from the address of every load-balancer host: keepalived moves it between them")
+    .field_path(".vip"))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiLoadBalancerSpec {
     /// The hosts that run the load balancer and keepalived. The one with the highest
@@ -65,12 +69,18 @@ pub struct ApiLoadBalancerSpec {
     /// balancer listens on it, and its address goes into the apiserver certificates.
     #[x_kube(validation = Rule::new("isCIDR(self)")
         .message("vip must be an IP address with a prefix length, such as 10.213.0.100/24"))]
+    // Comparing two IP values is too expensive for the API server's cost
+    // estimate; `containsIP` on a one-address CIDR is the same test. The
+    // IPv4 broadcast address (the last of a prefix) is not caught.
+    #[x_kube(validation = Rule::new("!isCIDR(self) || (cidr(self).ip().isGlobalUnicast() && (cidr(self).prefixLength() >= (cidr(self).ip().family() == 4 ? 31 : 127) || !cidr(self.split('/')[0] + (cidr(self).ip().family() == 4 ? '/32' : '/128')).containsIP(cidr(self).masked().ip())))")
+        .message("vip must be one host address with the prefix length of its network, such as 10.213.0.100/24: not a network address such as 10.213.0.0/24 or 0.0.0.0/0, and not a loopback, link-local or multicast address"))]
     #[schemars(length(min = 1, max = 49))]
     pub vip: String,
 
     /// Network interface keepalived puts the VIP on, such as `eth0`. Defaults to the
     /// interface of each host's route to the VIP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = formats::interface())]
     #[schemars(length(min = 1, max = 15))]
     pub interface: Option<String>,
 
@@ -86,12 +96,12 @@ pub struct ApiLoadBalancerSpec {
     /// VRRP virtual router ID shared by the hosts (1-255). Must be unique on the
     /// network segment. Defaults to a value derived from this object's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1 && self <= 255").message("must be between 1 and 255"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 255").message("virtualRouterId must be between 1 and 255"))]
     pub virtual_router_id: Option<i32>,
 
     /// DNS names that resolve to the VIP. They are added to the apiserver certificates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(schema_with = "formats::vip_dns_names")]
     pub dns_names: Vec<String>,
 
     /// Fixed backends. When empty (the default), the backends follow the Ready
@@ -119,7 +129,8 @@ pub struct LoadBalancerHost {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancerBackend {
-    /// Address of a kube-apiserver.
+    /// Address of a kube-apiserver: an IP address or a DNS name.
+    #[x_kube(validation = formats::address())]
     #[schemars(length(min = 1, max = 253))]
     pub address: String,
 

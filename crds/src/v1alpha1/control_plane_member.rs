@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::formats;
 use super::host::HostSpec;
 use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 
@@ -58,6 +59,14 @@ use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 #[x_kube(validation = Rule::new("has(self.advertiseAddress) == has(oldSelf.advertiseAddress) && (!has(self.advertiseAddress) || self.advertiseAddress == oldSelf.advertiseAddress)")
     .message("advertiseAddress cannot be changed after creation: the cluster's certificates and etcd membership use it")
     .field_path(".advertiseAddress"))]
+#[x_kube(validation = Rule::new("(has(self.etcd) ? self.etcd.topology : 'Stacked') == (has(oldSelf.etcd) ? oldSelf.etcd.topology : 'Stacked')")
+    .message("etcd.topology cannot be changed after creation: create a new ControlPlaneMember with the other topology, then delete this one")
+    .field_path(".etcd.topology"))]
+#[x_kube(validation = Rule::new("(has(self.etcd) && has(self.etcd.dataDir)) == (has(oldSelf.etcd) && has(oldSelf.etcd.dataDir)) && (!(has(self.etcd) && has(self.etcd.dataDir)) || self.etcd.dataDir == oldSelf.etcd.dataDir)")
+    .message("etcd.dataDir cannot be changed after creation: the stacked member's data lives there")
+    .field_path(".etcd.dataDir"))]
+#[x_kube(validation = Rule::new("!has(self.etcd) || self.etcd.topology != 'Stacked' || !((has(self.apiServer) && has(self.apiServer.bindPort) ? self.apiServer.bindPort : 6443) in [has(self.etcd.clientPort) ? self.etcd.clientPort : 2379, has(self.etcd.peerPort) ? self.etcd.peerPort : 2380])")
+    .message("apiServer.bindPort must differ from the stacked etcd member's clientPort and peerPort (defaults 6443, 2379 and 2380)"))]
 #[serde(rename_all = "camelCase")]
 pub struct ControlPlaneMemberSpec {
     /// How to reach the host over SSH.
@@ -66,7 +75,7 @@ pub struct ControlPlaneMemberSpec {
     /// Address kube-apiserver advertises to the cluster and puts in its certificate.
     /// Defaults to `host.address`. Cannot be changed after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[0-9a-fA-F.:]+$')").message("must be an IP address, such as 10.213.0.12"))]
+    #[x_kube(validation = formats::ip_address("10.213.0.12"))]
     #[schemars(length(min = 1, max = 45))]
     pub advertise_address: Option<String>,
 
@@ -103,6 +112,8 @@ pub struct ControlPlaneMemberSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.topology == 'Stacked' || (!has(self.clientPort) && !has(self.peerPort) && !has(self.dataDir))")
     .message("clientPort, peerPort and dataDir apply only to the Stacked topology: with External, set them on the EtcdMembers"))]
+#[x_kube(validation = Rule::new("self.topology != 'Stacked' || (has(self.clientPort) ? self.clientPort : 2379) != (has(self.peerPort) ? self.peerPort : 2380)")
+    .message("clientPort and peerPort must differ"))]
 pub struct EtcdPlacement {
     /// `Stacked` (the default) runs an etcd member on this host: the operator creates
     /// and owns an `EtcdMember` named after this object. `External` uses the
@@ -120,9 +131,12 @@ pub struct EtcdPlacement {
     #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("must be a port number between 1 and 65535"))]
     pub peer_port: Option<i32>,
 
-    /// Data directory of the stacked member. Defaults to `/var/lib/etcd`.
+    /// Data directory of the stacked member. Defaults to `/var/lib/etcd`. Cannot be
+    /// changed after creation; deleting the member removes it, so it may not be a
+    /// system directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('/')").message("must be an absolute path, such as /var/lib/etcd"))]
+    #[x_kube(validation = formats::absolute_path())]
+    #[x_kube(validation = formats::data_dir_outside_system())]
     #[schemars(length(max = 4096))]
     pub data_dir: Option<String>,
 }
@@ -149,12 +163,13 @@ pub struct ApiServerSpec {
     /// Extra subject alternative names (DNS names or IP addresses) for the serving
     /// certificate, besides the addresses kubeseed adds itself.
     #[serde(default, rename = "extraSANs", skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(schema_with = "formats::extra_sans")]
     pub extra_sans: Vec<String>,
 
     /// Extra command-line flags, without the leading `--`, such as
     /// `audit-log-maxage: "30"`. They override kubeseed's own flags of the same name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "formats::extra_args")]
     pub extra_args: BTreeMap<String, String>,
 }
 
@@ -165,6 +180,7 @@ pub struct ComponentSpec {
     /// Extra command-line flags, without the leading `--`. They override kubeseed's
     /// own flags of the same name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "formats::extra_args")]
     pub extra_args: BTreeMap<String, String>,
 }
 

@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::formats;
 use super::host::HostSpec;
 use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 
@@ -66,7 +67,7 @@ pub struct EtcdMemberSpec {
     /// Address etcd advertises to its peers and clients and puts in its certificates.
     /// Defaults to `host.address`. Cannot be changed after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[0-9a-fA-F.:]+$')").message("must be an IP address, such as 10.213.0.12"))]
+    #[x_kube(validation = formats::ip_address("10.213.0.12"))]
     #[schemars(length(min = 1, max = 45))]
     pub advertise_address: Option<String>,
 
@@ -81,9 +82,11 @@ pub struct EtcdMemberSpec {
     pub peer_port: Option<i32>,
 
     /// Directory etcd keeps its data in. Defaults to `/var/lib/etcd`. Cannot be
-    /// changed after creation.
+    /// changed after creation; deleting the member removes it, so it may not be
+    /// a system directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('/')").message("must be an absolute path, such as /var/lib/etcd"))]
+    #[x_kube(validation = formats::absolute_path())]
+    #[x_kube(validation = formats::data_dir_outside_system())]
     #[schemars(length(max = 4096))]
     pub data_dir: Option<String>,
 
@@ -97,12 +100,13 @@ pub struct EtcdMemberSpec {
     /// Extra subject alternative names (DNS names or IP addresses) for the member's
     /// server and peer certificates.
     #[serde(default, rename = "extraSANs", skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(schema_with = "formats::extra_sans")]
     pub extra_sans: Vec<String>,
 
     /// Extra etcd command-line flags, without the leading `--`, such as
     /// `quota-backend-bytes: "8589934592"`. They override kubeseed's own flags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "formats::extra_args")]
     pub extra_args: BTreeMap<String, String>,
 }
 

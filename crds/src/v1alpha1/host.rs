@@ -3,14 +3,15 @@
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+use super::formats;
+
 /// Where and how the operator reaches a host over SSH.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostSpec {
     /// Address SSH connects to: an IP address or a DNS name. It cannot be changed
     /// after creation: to move a member to another machine, create a new object.
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$')")
-        .message("must be an IP address or a DNS name, such as 10.213.0.12 or master-1.example.com"))]
+    #[x_kube(validation = formats::address())]
     #[schemars(length(min = 1, max = 253))]
     pub address: String,
 
@@ -22,6 +23,7 @@ pub struct HostSpec {
     /// SSH user. Defaults to `root`; any other user runs every command through
     /// `sudo -n`, so it needs passwordless sudo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = formats::ssh_user())]
     #[schemars(length(min = 1, max = 32))]
     pub user: Option<String>,
 
@@ -33,8 +35,7 @@ pub struct HostSpec {
     /// `ssh-ed25519 AAAA...`. When set, a host presenting another key is refused.
     /// When unset, the first key seen is recorded in the status and enforced from then on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$')")
-        .message("must be an SSH public key such as 'ssh-ed25519 AAAA...' (the contents of the host's /etc/ssh/ssh_host_*_key.pub)"))]
+    #[x_kube(validation = formats::host_key())]
     #[schemars(length(max = 16384))]
     pub host_key: Option<String>,
 
@@ -50,6 +51,7 @@ pub struct HostSpec {
 pub struct Bastion {
     /// Address of the bastion: an IP address or a DNS name.
     #[serde(default)]
+    #[x_kube(validation = formats::bastion_address())]
     #[schemars(length(max = 253))]
     pub address: String,
 
@@ -61,6 +63,7 @@ pub struct Bastion {
     /// SSH user on the bastion. Defaults to the host's user. The bastion only
     /// forwards the connection, so this user needs no sudo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = formats::ssh_user())]
     #[schemars(length(min = 1, max = 32))]
     pub user: Option<String>,
 
@@ -69,8 +72,9 @@ pub struct Bastion {
     pub ssh_key_secret_ref: Option<SecretRef>,
 
     /// The bastion's SSH public key, such as `ssh-ed25519 AAAA...`. When unset, the
-    /// first key seen is recorded and enforced.
+    /// first key seen is recorded in the status (`observedBastionHostKey`) and enforced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = formats::host_key())]
     #[schemars(length(max = 16384))]
     pub host_key: Option<String>,
 }

@@ -8,6 +8,7 @@ mod api_load_balancer;
 pub mod conditions;
 mod control_plane_member;
 mod etcd_member;
+mod formats;
 mod host;
 mod host_object;
 mod status;

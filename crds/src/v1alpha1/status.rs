@@ -75,4 +75,14 @@ pub struct ObservedHostKey {
     /// connection when the spec pins no `hostKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_host_key: Option<String>,
+
+    /// SHA256 fingerprint of the host key the bastion presented, when the host is
+    /// reached through one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bastion_host_key_fingerprint: Option<String>,
+
+    /// The bastion's host key first seen, in `authorized_keys` form; enforced on
+    /// every later connection through it when the spec pins no `bastion.hostKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_bastion_host_key: Option<String>,
 }

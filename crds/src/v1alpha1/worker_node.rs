@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::formats;
 use super::host::HostSpec;
 use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 
@@ -65,7 +66,7 @@ pub struct WorkerNodeSpec {
     /// Node IP the kubelet reports. Defaults to `host.address`. Cannot be changed
     /// after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[0-9a-fA-F.:]+$')").message("must be an IP address, such as 10.213.0.21"))]
+    #[x_kube(validation = formats::ip_address("10.213.0.21"))]
     #[schemars(length(min = 1, max = 45))]
     pub advertise_address: Option<String>,
 
@@ -82,30 +83,36 @@ pub struct WorkerNodeSpec {
 
     /// Extra kube-proxy command-line flags, without the leading `--`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "formats::extra_args")]
     pub kube_proxy_extra_args: BTreeMap<String, String>,
 }
 
 /// kubelet settings of one node.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KubeletSpec {
-    /// Name the node registers as. Defaults to the host's hostname.
+    /// Name the node registers as (a DNS-1123 subdomain, such as `worker-1`).
+    /// Defaults to the host's hostname.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = formats::node_name())]
     #[schemars(length(min = 1, max = 253))]
     pub node_name: Option<String>,
 
     /// Labels the node registers with.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "formats::labels")]
     pub labels: BTreeMap<String, String>,
 
     /// Taints the node registers with. On a master, the default is the
     /// `node-role.kubernetes.io/control-plane:NoSchedule` taint; set an empty list to
     /// schedule workloads there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "formats::taints")]
     pub taints: Option<Vec<Taint>>,
 
     /// Extra kubelet command-line flags, without the leading `--`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "formats::extra_args")]
     pub extra_args: BTreeMap<String, String>,
 }
 

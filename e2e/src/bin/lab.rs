@@ -88,9 +88,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Exec { host, command } => {
             let lab = Lab::attach(&cli.name)?;
             let output = lab.exec(&host, &command.join(" "))?;
-            print!("{}", output.stdout);
-            eprint!("{}", output.stderr);
-            std::process::exit(output.code.unwrap_or(1));
+            print!("{}", output.stdout_text());
+            eprint!("{}", output.stderr_text());
+            std::process::exit(match output.status {
+                kubeseed_provision::ssh::ExitStatus::Code(code) => i32::try_from(code).unwrap_or(1),
+                _ => 1,
+            });
         }
         Command::Ssh { host, command } => {
             let lab = Lab::attach(&cli.name)?;

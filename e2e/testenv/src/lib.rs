@@ -17,6 +17,8 @@
 //!   and says how to build one: tests fail, they never skip silently.
 //! - `KUBESEED_TESTENV_KEEP=1`: keep a control plane's temporary directory
 //!   (logs, certificates, etcd data) after it stops.
+//! - `KUBESEED_UPDATE_GOLDEN=1`: rewrite golden files instead of comparing
+//!   them ([`golden`]); refused when `CI` is set.
 //!
 //! Processes are stopped by PID only, and are started through
 //! `setpriv --pdeathsig KILL` so that even a SIGKILLed test process leaves no
@@ -27,7 +29,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod controlplane;
+pub mod dropbear;
 mod flags;
+pub mod golden;
 pub mod kubeconfig;
 pub mod pki;
 pub mod ports;

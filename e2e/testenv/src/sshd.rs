@@ -15,12 +15,18 @@
 //! been given. It is stopped by PID when dropped, so tests can run in
 //! parallel threads.
 //!
+//! [`Sshd::start_with`] restricts it the way hardened and FIPS hosts are
+//! ([`SshdOptions`]: which host keys it has, extra `sshd_config` lines such
+//! as `KexAlgorithms`).
+//!
 //! Requirements: Debian's `openssh-server` (for `/usr/sbin/sshd` and
 //! `/usr/lib/openssh/sftp-server`) and `sudo`, and root, because sshd only
 //! switches to the logged-in user when it runs as root and because
-//! [`ensure_user`] creates local accounts.
+//! [`ensure_user`] creates local accounts (removed again when the last
+//! [`TestUser`] guard for them is dropped).
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -45,6 +51,40 @@ pub struct Sshd {
     port: u16,
     process: Option<Supervised>,
     generation: u32,
+    options: SshdOptions,
+}
+
+/// How an [`Sshd`] is restricted, like the servers people run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshdOptions {
+    /// The host key types it has (and offers). Default: ed25519, ECDSA, RSA.
+    pub host_keys: Vec<KeyType>,
+    /// Extra `sshd_config` lines, such as
+    /// `KexAlgorithms ecdh-sha2-nistp256,ecdh-sha2-nistp384`.
+    pub extra_config: Vec<String>,
+}
+
+impl Default for SshdOptions {
+    fn default() -> Self {
+        SshdOptions {
+            host_keys: vec![KeyType::Ed25519, KeyType::Ecdsa, KeyType::Rsa],
+            extra_config: Vec::new(),
+        }
+    }
+}
+
+impl SshdOptions {
+    /// Only these host key types.
+    pub fn host_keys(mut self, types: &[KeyType]) -> Self {
+        self.host_keys = types.to_vec();
+        self
+    }
+
+    /// One more `sshd_config` line.
+    pub fn config(mut self, line: impl Into<String>) -> Self {
+        self.extra_config.push(line.into());
+        self
+    }
 }
 
 /// What a local account's sudo rule allows.
@@ -127,26 +167,80 @@ pub fn ssh_keygen(path: &Path, key_type: KeyType, passphrase: &str) -> io::Resul
     )
 }
 
-/// Creates the local account `name` (idempotent) so that sshd accepts
-/// public-key logins for it, and gives it the sudo rule `sudo`.
-///
-/// Needs root. The account gets the password field `*` (no password, but not
-/// "locked": sshd without PAM refuses locked accounts).
-pub fn ensure_user(name: &str, sudo: SudoRule) -> io::Result<()> {
-    // useradd takes /etc/passwd's lock; parallel tests in one process take
-    // turns here instead of failing on it.
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK
-        .lock()
-        .map_err(|_| io::Error::other("user creation lock poisoned"))?;
-    let exists = Command::new("id")
+/// Where the locks that count a test user's holders live (kept: deleting a
+/// lock file while another process waits on it would split the count).
+const USER_LOCK_DIR: &str = "/run/lock/kubeseed-test-users";
+
+/// A local account made by [`ensure_user`] for a test. The account and its
+/// sudoers file are removed when the last guard for it is dropped, in this
+/// process or any other: each holder keeps a shared `flock` on the user's
+/// lock file, and the one that can take it exclusively on drop is the last.
+#[derive(Debug)]
+#[must_use = "the test user is removed when its guard is dropped"]
+pub struct TestUser {
+    name: String,
+    held: File,
+}
+
+impl TestUser {
+    /// The account's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn sudoers_path(name: &str) -> PathBuf {
+    PathBuf::from(format!("/etc/sudoers.d/kubeseed-test-{name}"))
+}
+
+fn user_lock(name: &str) -> io::Result<File> {
+    std::fs::create_dir_all(USER_LOCK_DIR)
+        .map_err(io_context(format!("cannot create {USER_LOCK_DIR}")))?;
+    let path = Path::new(USER_LOCK_DIR).join(format!("{name}.lock"));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_context(format!("cannot open {}", path.display())))
+}
+
+fn user_exists(name: &str) -> io::Result<bool> {
+    Ok(Command::new("id")
         .arg("-u")
         .arg(name)
         .output()
         .map_err(io_context("cannot run id"))?
         .status
-        .success();
-    if !exists {
+        .success())
+}
+
+/// useradd/userdel take /etc/passwd's lock; threads of one process take
+/// turns here instead of failing on it.
+static PASSWD: Mutex<()> = Mutex::new(());
+
+/// Creates the local account `name` (idempotent) so that sshd accepts
+/// public-key logins for it, and gives it the sudo rule `sudo`. Hold the
+/// returned guard for as long as the account is used: the account, its home
+/// and its sudoers file go when the last guard is dropped.
+///
+/// Needs root. The account gets the password field `*` (no password, but not
+/// "locked": sshd without PAM refuses locked accounts). Names must start
+/// with `kubeseed-test-`, so a test can never remove anyone else's account.
+pub fn ensure_user(name: &str, sudo: SudoRule) -> io::Result<TestUser> {
+    if !name.starts_with("kubeseed-test-") {
+        return Err(io::Error::other(format!(
+            "test user {name:?} must be named kubeseed-test-*"
+        )));
+    }
+    let held = user_lock(name)?;
+    // Waits while the last holder of an earlier run removes the account.
+    held.lock_shared()
+        .map_err(io_context(format!("cannot lock test user {name}")))?;
+    let _guard = PASSWD
+        .lock()
+        .map_err(|_| io::Error::other("user creation lock poisoned"))?;
+    if !user_exists(name)? {
         run(
             Command::new("useradd").args(["-m", "-s", "/bin/sh", name]),
             &format!(
@@ -158,7 +252,7 @@ pub fn ensure_user(name: &str, sudo: SudoRule) -> io::Result<()> {
         Command::new("usermod").args(["-p", "*", name]),
         &format!("cannot unlock test user {name}"),
     )?;
-    let sudoers = PathBuf::from(format!("/etc/sudoers.d/kubeseed-test-{name}"));
+    let sudoers = sudoers_path(name);
     match sudo {
         SudoRule::Passwordless => {
             std::fs::write(&sudoers, format!("{name} ALL=(ALL) NOPASSWD: ALL\n"))
@@ -168,22 +262,88 @@ pub fn ensure_user(name: &str, sudo: SudoRule) -> io::Result<()> {
             std::fs::write(&sudoers, format!("{name} ALL=(ALL) ALL\n"))
                 .map_err(io_context(format!("cannot write {}", sudoers.display())))?;
         }
-        SudoRule::None => match std::fs::remove_file(&sudoers) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(io_context(format!("cannot remove {}", sudoers.display()))(
-                    e,
-                ));
-            }
-        },
+        SudoRule::None => remove_if_present(&sudoers)?,
+    }
+    Ok(TestUser {
+        name: name.to_owned(),
+        held,
+    })
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_context(format!("cannot remove {}", path.display()))(e)),
+    }
+}
+
+/// Removes the account, its home and its sudoers file. A session that is
+/// just closing may still run as the user for a moment: userdel is retried,
+/// then forced.
+fn remove_user(name: &str) -> io::Result<()> {
+    let _guard = PASSWD
+        .lock()
+        .map_err(|_| io::Error::other("user creation lock poisoned"))?;
+    remove_if_present(&sudoers_path(name))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while user_exists(name)? {
+        let force = Instant::now() > deadline;
+        let mut userdel = Command::new("userdel");
+        userdel.arg("-r");
+        if force {
+            userdel.arg("-f");
+        }
+        let out = userdel
+            .arg(name)
+            .output()
+            .map_err(io_context("cannot run userdel"))?;
+        // userdel -r exits 12 when the home was already gone: the user is.
+        if out.status.success() || out.status.code() == Some(12) {
+            break;
+        }
+        if force {
+            return Err(io::Error::other(format!(
+                "cannot remove test user {name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // Give up our own shared lock first: the exclusive attempt below is
+        // on a second open file description, which our lock would block.
+        if let Err(e) = self.held.unlock() {
+            tracing::warn!(user = %self.name, error = %e, "cannot release the test user's lock");
+            return;
+        }
+        let Ok(last) = user_lock(&self.name) else {
+            return;
+        };
+        // If someone else still uses the account, the last one removes it.
+        if last.try_lock().is_ok()
+            && let Err(e) = remove_user(&self.name)
+        {
+            tracing::error!(user = %self.name, error = %e, "test user left behind");
+        }
+    }
 }
 
 impl Sshd {
     /// Starts an sshd with fresh keys on a free loopback port.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(SshdOptions::default())
+    }
+
+    /// Starts an sshd restricted by `options`.
+    pub fn start_with(options: SshdOptions) -> io::Result<Self> {
+        if options.host_keys.is_empty() {
+            return Err(io::Error::other("an sshd needs at least one host key type"));
+        }
         for path in [SSHD, SFTP_SERVER] {
             if !Path::new(path).is_file() {
                 return Err(io::Error::new(
@@ -210,6 +370,7 @@ impl Sshd {
             port: 0,
             process: None,
             generation: 0,
+            options,
         };
         sshd.generate_host_keys()?;
         ssh_keygen(&sshd.client_key(), KeyType::Ed25519, "")?;
@@ -232,7 +393,7 @@ impl Sshd {
 
     fn generate_host_keys(&mut self) -> io::Result<()> {
         self.generation += 1;
-        for key_type in [KeyType::Ed25519, KeyType::Ecdsa, KeyType::Rsa] {
+        for key_type in self.options.host_keys.clone() {
             let path = self.host_key_path(key_type);
             for p in [path.clone(), path.with_extension("pub")] {
                 match std::fs::remove_file(&p) {
@@ -247,9 +408,17 @@ impl Sshd {
     }
 
     fn config(&self) -> String {
-        let host_keys: String = [KeyType::Ed25519, KeyType::Ecdsa, KeyType::Rsa]
+        let host_keys: String = self
+            .options
+            .host_keys
             .iter()
             .map(|k| format!("HostKey {}\n", self.host_key_path(*k).display()))
+            .collect();
+        let extra: String = self
+            .options
+            .extra_config
+            .iter()
+            .map(|line| format!("{line}\n"))
             .collect();
         format!(
             "Port {port}\n\
@@ -267,7 +436,8 @@ impl Sshd {
              MaxSessions 64\n\
              MaxStartups 64:30:128\n\
              LogLevel VERBOSE\n\
-             Subsystem sftp {SFTP_SERVER}\n",
+             Subsystem sftp {SFTP_SERVER}\n\
+             {extra}",
             port = self.port,
             dir = self.dir.path().display(),
         )
@@ -358,9 +528,16 @@ impl Sshd {
             .join(format!("ssh_host_{}_key", key_type.file_stem()))
     }
 
-    /// The ed25519 host public key as an OpenSSH line (`ssh-ed25519 AAAA... comment`).
+    /// The first host public key (ed25519 unless [`SshdOptions::host_keys`]
+    /// said otherwise) as an OpenSSH line (`ssh-ed25519 AAAA... comment`).
     pub fn host_public_key(&self) -> io::Result<String> {
-        self.host_public_key_of(KeyType::Ed25519)
+        let first = self
+            .options
+            .host_keys
+            .first()
+            .copied()
+            .unwrap_or(KeyType::Ed25519);
+        self.host_public_key_of(first)
     }
 
     /// A host public key of the given type as an OpenSSH line.
@@ -374,7 +551,7 @@ impl Sshd {
     /// A `known_hosts` line for every host key, in the `[127.0.0.1]:port` form.
     pub fn known_hosts_lines(&self) -> io::Result<String> {
         let mut out = String::new();
-        for key_type in [KeyType::Ed25519, KeyType::Ecdsa, KeyType::Rsa] {
+        for key_type in self.options.host_keys.clone() {
             let line = self.host_public_key_of(key_type)?;
             let mut fields = line.split_whitespace();
             let (Some(alg), Some(b64)) = (fields.next(), fields.next()) else {
@@ -477,8 +654,8 @@ impl SshAgent {
     }
 }
 
-/// Reads the SSH identification line: sshd is up and answering.
-fn banner(port: u16) -> io::Result<()> {
+/// Reads the SSH identification line: the server is up and answering.
+pub(crate) fn banner(port: u16) -> io::Result<()> {
     let mut stream = TcpStream::connect_timeout(
         &(Ipv4Addr::LOCALHOST, port).into(),
         Duration::from_millis(500),
@@ -504,8 +681,14 @@ mod tests {
             port: 2222,
             process: None,
             generation: 1,
+            options: SshdOptions::default()
+                .host_keys(&[KeyType::Rsa])
+                .config("KexAlgorithms ecdh-sha2-nistp256"),
         };
         let cfg = sshd.config();
+        assert!(cfg.contains("ssh_host_rsa_key\n"));
+        assert!(!cfg.contains("ssh_host_ed25519_key"));
+        assert!(cfg.ends_with("KexAlgorithms ecdh-sha2-nistp256\n"));
         assert!(cfg.contains("Port 2222\n"));
         assert!(cfg.contains("ListenAddress 127.0.0.1\n"));
         assert!(cfg.contains(&format!(

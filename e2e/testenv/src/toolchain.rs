@@ -1,5 +1,5 @@
-//! Where the real Kubernetes, etcd and Helm programs built by
-//! `e2e/toolchain/build.sh` live.
+//! Where the real Kubernetes, etcd, Helm, containerd, runc and CNI programs
+//! (and the pause image) built by `e2e/toolchain/build.sh` live.
 //!
 //! Tests never build the toolchain themselves (a cold build takes tens of
 //! minutes); they locate a finished one and fail with instructions when there
@@ -18,8 +18,29 @@ pub const ETCD_VERSION: &str = "v3.6.16";
 pub const HELM4_VERSION: &str = "v4.3.1";
 /// Helm 3 version built by default (installed as `helm3`).
 pub const HELM3_VERSION: &str = "v3.22.0";
+/// containerd (containerd, containerd-shim-runc-v2, ctr) version built by default.
+pub const CONTAINERD_VERSION: &str = "v2.4.2";
+/// runc version built by default.
+pub const RUNC_VERSION: &str = "v1.5.3";
+/// Version of the CNI plugins (bridge, host-local, loopback, portmap) built by default.
+pub const CNI_PLUGINS_VERSION: &str = "v1.10.0";
+/// Tag of the pause image, as the Kubernetes module's `build/pause/Makefile` says.
+pub const PAUSE_VERSION: &str = "3.10.1";
+/// Name the pause image archive gives itself when imported into containerd.
+pub const PAUSE_IMAGE: &str = "localhost/kubeseed/pause:3.10.1";
 
-/// Every program the build script installs into the bin directory.
+/// The versions build.sh records in `versions.env` that are not part of the
+/// toolchain directory's name; a directory whose `versions.env` lacks one of
+/// these lines was built for other versions (or before they existed).
+const UNKEYED_VERSIONS: &[(&str, &str)] = &[
+    ("CONTAINERD_VERSION", CONTAINERD_VERSION),
+    ("RUNC_VERSION", RUNC_VERSION),
+    ("CNI_PLUGINS_VERSION", CNI_PLUGINS_VERSION),
+    ("PAUSE_VERSION", PAUSE_VERSION),
+];
+
+/// Every program the build script installs into the bin directory. The CNI
+/// plugins are in its `cni/` subdirectory (the layout of `/opt/cni/bin`).
 pub const PROGRAMS: &[&str] = &[
     "etcd",
     "etcdctl",
@@ -31,7 +52,20 @@ pub const PROGRAMS: &[&str] = &[
     "kube-scheduler",
     "kubelet",
     "kube-proxy",
+    "kubeadm",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "runc",
+    "cni/bridge",
+    "cni/host-local",
+    "cni/loopback",
+    "cni/portmap",
 ];
+
+/// Files in the bin directory that are not programs: the pause image as an
+/// OCI archive (`ctr -n k8s.io images import` names it [`PAUSE_IMAGE`]).
+pub const FILES: &[&str] = &["pause.oci.tar"];
 
 /// Environment variable naming the toolchain's bin directory explicitly
 /// (the last line `build.sh` prints is `KUBESEED_TOOLCHAIN=<dir>`).
@@ -102,6 +136,14 @@ impl Toolchain {
                 });
             }
         }
+        for file in FILES {
+            if !bin.join(file).is_file() {
+                return Err(ToolchainError::Incomplete {
+                    dir: bin,
+                    program: (*file).to_owned(),
+                });
+            }
+        }
         Ok(Self { bin })
     }
 
@@ -144,6 +186,42 @@ impl Toolchain {
     pub fn helm3(&self) -> PathBuf {
         self.program("helm3")
     }
+
+    /// `kubeadm` (the seed benchmark's reference).
+    pub fn kubeadm(&self) -> PathBuf {
+        self.program("kubeadm")
+    }
+
+    /// `containerd`.
+    pub fn containerd(&self) -> PathBuf {
+        self.program("containerd")
+    }
+
+    /// `containerd-shim-runc-v2`.
+    pub fn containerd_shim(&self) -> PathBuf {
+        self.program("containerd-shim-runc-v2")
+    }
+
+    /// `ctr`.
+    pub fn ctr(&self) -> PathBuf {
+        self.program("ctr")
+    }
+
+    /// `runc` (static, with seccomp).
+    pub fn runc(&self) -> PathBuf {
+        self.program("runc")
+    }
+
+    /// Directory of the CNI plugins (bridge, host-local, loopback, portmap):
+    /// what goes to a host's `/opt/cni/bin`.
+    pub fn cni_bin_dir(&self) -> PathBuf {
+        self.bin.join("cni")
+    }
+
+    /// The pause image as an OCI archive; its name is [`PAUSE_IMAGE`].
+    pub fn pause_image(&self) -> PathBuf {
+        self.bin.join("pause.oci.tar")
+    }
 }
 
 /// Reads environment variables; a trait so the path logic is testable.
@@ -179,9 +257,23 @@ fn key_prefix() -> String {
     format!("k8s-{K8S_VERSION}_etcd-{ETCD_VERSION}_helm-{HELM4_VERSION}-{HELM3_VERSION}_")
 }
 
+/// Does `bin/versions.env` record every pinned version the directory name
+/// does not carry? build.sh keeps the name of a toolchain built before
+/// containerd, runc and CNI joined, and adds those programs in place.
+fn records_pinned_versions(bin: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(bin.join("versions.env")) else {
+        return false;
+    };
+    UNKEYED_VERSIONS.iter().all(|(var, want)| {
+        text.lines()
+            .any(|l| l.strip_prefix(var).and_then(|r| r.strip_prefix('=')) == Some(want))
+    })
+}
+
 /// The bin directory of a finished build (one with build.sh's `.complete`
-/// stamp) of the pinned versions under `root`. When several Go versions built
-/// it, the lexically greatest key wins so the choice is stable.
+/// stamp and a `versions.env` naming the pinned versions) under `root`. When
+/// several Go versions built it, the lexically greatest key wins so the choice
+/// is stable.
 fn find_complete(root: &Path) -> Result<PathBuf, ToolchainError> {
     let prefix = key_prefix();
     let entries = std::fs::read_dir(root).map_err(|e| ToolchainError::NotBuilt {
@@ -191,14 +283,19 @@ fn find_complete(root: &Path) -> Result<PathBuf, ToolchainError> {
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
         .map(|e| e.path())
-        .filter(|p| p.join(".complete").is_file())
+        .filter(|p| p.join(".complete").is_file() && records_pinned_versions(&p.join("bin")))
         .collect();
     found.sort();
     found
         .pop()
         .map(|p| p.join("bin"))
         .ok_or_else(|| ToolchainError::NotBuilt {
-            detail: format!("no finished build named {prefix}* in {}", root.display()),
+            detail: format!(
+                "no finished build named {prefix}* with containerd {CONTAINERD_VERSION}, \
+                 runc {RUNC_VERSION}, CNI plugins {CNI_PLUGINS_VERSION} and pause {PAUSE_VERSION} \
+                 in {}",
+                root.display()
+            ),
         })
 }
 
@@ -247,13 +344,25 @@ mod tests {
             ("ETCD_VERSION", ETCD_VERSION),
             ("HELM4_VERSION", HELM4_VERSION),
             ("HELM3_VERSION", HELM3_VERSION),
+            ("CONTAINERD_VERSION", CONTAINERD_VERSION),
+            ("RUNC_VERSION", RUNC_VERSION),
+            ("CNI_PLUGINS_VERSION", CNI_PLUGINS_VERSION),
+            ("PAUSE_VERSION", PAUSE_VERSION),
         ] {
             let line = format!("{var}=\"${{{var}:-{want}}}\"");
             assert!(script.contains(&line), "build.sh should pin `{line}`");
         }
-        for program in PROGRAMS {
+        for program in PROGRAMS.iter().chain(FILES) {
             assert!(script.contains(program), "build.sh should build {program}");
         }
+        assert!(
+            script.contains("PAUSE_IMAGE=\"localhost/kubeseed/pause:$PAUSE_VERSION\""),
+            "build.sh should name the pause image {PAUSE_IMAGE}"
+        );
+        assert_eq!(
+            PAUSE_IMAGE,
+            format!("localhost/kubeseed/pause:{PAUSE_VERSION}")
+        );
     }
 
     #[test]
@@ -264,13 +373,16 @@ mod tests {
             format!("etcd-{ETCD_VERSION}"),
             format!("helm-{HELM4_VERSION}"),
             format!("helm-{HELM3_VERSION}"),
+            format!("containerd-{CONTAINERD_VERSION}"),
+            format!("runc-{RUNC_VERSION}"),
+            format!("cni-plugins-{CNI_PLUGINS_VERSION}"),
         ] {
             let file = sums.join(format!("{name}.go.sum"));
             let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
                 panic!("{}: {e} (see e2e/toolchain/README.md)", file.display())
             });
             assert!(
-                text.lines().count() > 50,
+                text.lines().count() > 20,
                 "{} looks truncated",
                 file.display()
             );
@@ -291,7 +403,21 @@ mod tests {
         let err = find_complete(root.path()).unwrap_err();
         assert!(err.to_string().contains("e2e/toolchain/build.sh"), "{err}");
 
+        // Stamped by a build.sh that knew only Kubernetes, etcd and Helm.
         std::fs::write(unfinished.join(".complete"), "").unwrap();
+        std::fs::write(
+            unfinished.join("bin/versions.env"),
+            format!("K8S_VERSION={K8S_VERSION}\n"),
+        )
+        .unwrap();
+        let err = find_complete(root.path()).unwrap_err();
+        assert!(err.to_string().contains(CONTAINERD_VERSION), "{err}");
+
+        let mut env = format!("K8S_VERSION={K8S_VERSION}\n");
+        for (var, value) in UNKEYED_VERSIONS {
+            env.push_str(&format!("{var}={value}\n"));
+        }
+        std::fs::write(unfinished.join("bin/versions.env"), env).unwrap();
         assert_eq!(find_complete(root.path()).unwrap(), unfinished.join("bin"));
     }
 

@@ -134,6 +134,17 @@ pub fn error_policy<K: Member>(_obj: Arc<K>, _err: &Error, _ctx: Arc<Context>) -
     Action::requeue(RETRY)
 }
 
+/// Whether `conditions` say the host was provisioned for `generation` of the
+/// spec (`Provisioned=True` observed at that generation).
+pub fn provisioned_for(conditions: &[Condition], generation: Option<i64>) -> bool {
+    generation.is_some()
+        && conditions.iter().any(|c| {
+            c.type_ == kubeseed_crds::v1alpha1::conditions::PROVISIONED
+                && c.status == "True"
+                && c.observed_generation == generation
+        })
+}
+
 /// The apply step of a kind whose provisioning has not landed.
 async fn apply_not_implemented<K: Member>(
     api: &Api<K>,
@@ -141,6 +152,13 @@ async fn apply_not_implemented<K: Member>(
     ctx: &Context,
 ) -> Result<Action> {
     let name = obj.meta().name.clone().ok_or(Error::MissingName)?;
+    if provisioned_for(obj.conditions(), obj.meta().generation) {
+        // A member `bootstrap seed` provisioned (or an earlier reconcile):
+        // its status already says what is on the host; provisioning it again
+        // would only restart its components.
+        info!("provisioned for this generation; adopted as it is");
+        return Ok(Action::requeue(RESYNC));
+    }
     let kind = K::kind(&());
     let plan = not_implemented::plan(
         &kind,
@@ -227,4 +245,30 @@ pub async fn run_all(ctx: Arc<Context>, stop: StopSignal) {
         api_load_balancer::run(ctx.clone(), stop.clone()),
         worker_node::run(ctx, stop),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn provisioned(status: &str, generation: i64) -> Condition {
+        Condition {
+            type_: "Provisioned".into(),
+            status: status.into(),
+            reason: "Seeded".into(),
+            message: String::new(),
+            observed_generation: Some(generation),
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    #[test]
+    fn a_seeded_member_is_adopted_only_for_the_generation_it_was_provisioned_at() {
+        assert!(provisioned_for(&[provisioned("True", 1)], Some(1)));
+        assert!(!provisioned_for(&[provisioned("True", 1)], Some(2)));
+        assert!(!provisioned_for(&[provisioned("False", 1)], Some(1)));
+        assert!(!provisioned_for(&[], Some(1)));
+        assert!(!provisioned_for(&[provisioned("True", 1)], None));
+    }
 }

@@ -160,6 +160,46 @@ pub fn client_certificate(what: &str, kubeconfig_yaml: &str) -> Result<Option<St
         .map_err(|_| bad("client-certificate-data is not PEM text".into()))
 }
 
+/// The client key (PEM) and the CA data (PEM) embedded in a kubeconfig, if
+/// its first user and cluster carry them.
+pub(crate) fn key_and_ca(
+    what: &str,
+    kubeconfig_yaml: &str,
+) -> Result<(Option<String>, Option<String>)> {
+    let bad = |reason: String| PkiError::Kubeconfig {
+        what: what.to_owned(),
+        reason,
+    };
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(kubeconfig_yaml).map_err(|e| bad(format!("not YAML: {e}")))?;
+    let decode = |v: Option<&serde_yaml::Value>, field: &str| -> Result<Option<String>> {
+        let Some(data) = v.and_then(|d| d.as_str()) else {
+            return Ok(None);
+        };
+        let bytes = STANDARD
+            .decode(data)
+            .map_err(|e| bad(format!("{field} is not base64: {e}")))?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| bad(format!("{field} is not PEM text")))
+    };
+    let key = decode(
+        doc.get("users")
+            .and_then(|u| u.get(0))
+            .and_then(|u| u.get("user"))
+            .and_then(|u| u.get("client-key-data")),
+        "client-key-data",
+    )?;
+    let ca = decode(
+        doc.get("clusters")
+            .and_then(|c| c.get(0))
+            .and_then(|c| c.get("cluster"))
+            .and_then(|c| c.get("certificate-authority-data")),
+        "certificate-authority-data",
+    )?;
+    Ok((key, ca))
+}
+
 /// The names and server of a kubeconfig kubeseed wrote (for re-rendering on renewal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Parts {

@@ -1,8 +1,9 @@
 //! The cluster PKI: every certificate, key and kubeconfig a highly available
 //! control plane needs, made with rcgen instead of cfssl by hand.
 //!
-//! - [`ClusterSpec`] describes the cluster (names, service CIDR, members,
-//!   the load-balanced endpoint, extra SANs, key algorithm, lifetimes).
+//! - [`crate::cluster::ClusterSpec`] describes the cluster (names, service
+//!   CIDR, members, the load-balanced endpoint, extra SANs, key algorithm,
+//!   lifetimes); it lives outside this module because the renderers use it too.
 //! - [`ClusterCas`] holds the cluster, etcd and front-proxy CAs and the
 //!   service-account key pair; it round-trips through a Secret's data
 //!   ([`ClusterCas::to_secret_data`]) and the workstation's owner-only state
@@ -33,9 +34,9 @@ mod kubeconfig;
 mod leaf;
 mod plan;
 pub mod profiles;
+mod reuse;
 mod san;
 mod service_account;
-mod spec;
 pub mod state_dir;
 mod table;
 mod token;
@@ -48,18 +49,17 @@ pub use cluster_cas::{
     SA_KEY, SA_PUB, STORE_KEYS,
 };
 pub use error::{PkiError, Result};
-pub use host_files::{
-    HostFile, HostFiles, KUBELET_PKI_DIR, KUBERNETES_DIR, PKI_DIR, PRIVATE_MODE, PUBLIC_MODE,
-};
+pub use host_files::{KUBELET_PKI_DIR, KUBERNETES_DIR, PKI_DIR};
 pub use inspect::{CertificateInfo, inspect_pem};
 pub use kubeconfig::{
     Credentials, KubeconfigSpec, client_certificate, render as render_kubeconfig,
 };
 pub use leaf::{IssuedCert, LeafSpec, Usage};
 pub use plan::{CertificateRecord, ClusterPki, renew_host_files};
+pub use reuse::{RENEW_BEFORE, keep_valid};
 pub use san::{SubjectAltName, first_service_ip};
+pub(crate) use san::{check_object_name, push_unique};
 pub use service_account::ServiceAccountKey;
-pub use spec::{ApiEndpoint, ClusterSpec, Member};
 pub use table::expiry_table;
 pub use token::{BootstrapToken, NODE_BOOTSTRAP_GROUP};
 pub use validity::{Validity, rfc3339};

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use super::cluster_cas::ClusterCas;
 use super::error::{PkiError, Result};
-use super::host_files::{HostFiles, KUBELET_PKI_DIR, kube, pki};
+use super::host_files::{KUBELET_PKI_DIR, kube, pki};
 use super::inspect::CertificateInfo;
 use super::kubeconfig::{self, Credentials, KubeconfigSpec};
 use super::leaf::{IssuedCert, LeafSpec};
 use super::profiles;
-use super::spec::{ClusterSpec, Member};
 use super::token::BootstrapToken;
+use crate::cluster::{ClusterSpec, Member};
+use crate::files::HostFiles;
 
 /// User name of the kubelet bootstrap kubeconfig (kubeadm's).
 const BOOTSTRAP_USER: &str = "tls-bootstrap-token-user";
@@ -51,7 +52,7 @@ impl ClusterCas {
     /// CA keys are not included; see [`Self::csr_signer_files`].
     pub fn control_plane_files(&self, spec: &ClusterSpec, name: &str) -> Result<HostFiles> {
         spec.check()?;
-        let member = find(&spec.control_plane, "control-plane member", name)?;
+        let member = spec.control_plane_member(name)?;
         let mut files = HostFiles::default();
         files.insert_public(pki("ca.crt"), self.cluster.cert_pem());
         files.insert_public(pki("front-proxy-ca.crt"), self.front_proxy.cert_pem());
@@ -86,7 +87,6 @@ impl ClusterCas {
         let endpoint = spec.server_url()?;
         for (file, server, leaf) in [
             ("admin.conf", &endpoint, profiles::admin()),
-            ("super-admin.conf", &endpoint, profiles::super_admin()),
             (
                 "controller-manager.conf",
                 &local,
@@ -96,10 +96,21 @@ impl ClusterCas {
         ] {
             files.insert_private(kube(file), self.kubeconfig_for(spec, server, &leaf)?);
         }
-        files.extend(self.kubelet_files(spec, member)?);
-        if spec.etcd.iter().any(|m| m.name == name) {
+        // The kubelet of a master talks to its own apiserver (kubeadm ≥ 1.31):
+        // a balancer outage cannot make the masters' Nodes NotReady.
+        files.extend(self.kubelet_files(spec, member, &local)?);
+        if spec.etcd.iter().any(|m| m.name() == name) {
             files.extend(self.etcd_member_files(spec, name)?);
         }
+        Ok(files)
+    }
+
+    /// `super-admin.conf` (`system:masters`), which only the first master
+    /// holds, as with kubeadm ≥ 1.29: it bootstraps RBAC there and is the
+    /// emergency key; every other master gets the revocable `admin.conf`.
+    pub fn super_admin_files(&self, spec: &ClusterSpec) -> Result<HostFiles> {
+        let mut files = HostFiles::default();
+        files.insert_private(kube("super-admin.conf"), self.super_admin_kubeconfig(spec)?);
         Ok(files)
     }
 
@@ -118,7 +129,7 @@ impl ClusterCas {
     /// etcd member `name`'s files: the etcd CA, its server and peer pairs
     /// and the health-check client.
     pub fn etcd_member_files(&self, spec: &ClusterSpec, name: &str) -> Result<HostFiles> {
-        let member = find(&spec.etcd, "etcd member", name)?;
+        let member = &spec.etcd_member(name)?.member;
         let (alg, validity) = (spec.key_algorithm, &spec.validity);
         let mut files = HostFiles::default();
         files.insert_public(pki("etcd/ca.crt"), self.etcd.cert_pem());
@@ -148,17 +159,20 @@ impl ClusterCas {
 
     /// A kubelet that is not TLS-bootstrapped: `kubelet.conf` with its client
     /// certificate and its serving pair under `/var/lib/kubelet/pki`.
-    pub fn kubelet_files(&self, spec: &ClusterSpec, node: &Member) -> Result<HostFiles> {
+    /// `server` is the API server the kubelet talks to: its own on a master,
+    /// the endpoint on a worker.
+    pub fn kubelet_files(
+        &self,
+        spec: &ClusterSpec,
+        node: &Member,
+        server: &str,
+    ) -> Result<HostFiles> {
         super::san::check_object_name("node name", &node.name)?;
         let mut files = HostFiles::default();
         files.insert_public(pki("ca.crt"), self.cluster.cert_pem());
         files.insert_private(
             kube("kubelet.conf"),
-            self.kubeconfig_for(
-                spec,
-                &spec.server_url()?,
-                &profiles::kubelet_client(&node.name),
-            )?,
+            self.kubeconfig_for(spec, server, &profiles::kubelet_client(&node.name))?,
         );
         files.insert_pair(
             &format!("{KUBELET_PKI_DIR}/kubelet"),
@@ -193,17 +207,25 @@ impl ClusterCas {
     }
 }
 
-fn find<'a>(members: &'a [Member], what: &str, name: &str) -> Result<&'a Member> {
-    members.iter().find(|m| m.name == name).ok_or_else(|| {
-        PkiError::InvalidSpec(format!(
-            "{what} {name:?} is not in the cluster description (known: {})",
-            members
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+impl ClusterCas {
+    /// `kube-proxy.conf` for any node: a client certificate for
+    /// `system:kube-proxy` and `server_url`, the API server this node's
+    /// kube-proxy talks to (a master's own, [`ClusterSpec::local_server_url`];
+    /// a worker's, the endpoint, [`ClusterSpec::server_url`]).
+    pub fn kube_proxy_kubeconfig(&self, spec: &ClusterSpec, server_url: &str) -> Result<String> {
+        self.kubeconfig_for(spec, server_url, &profiles::kube_proxy())
+    }
+
+    /// `/etc/kubernetes/kube-proxy.conf` (0600) from
+    /// [`Self::kube_proxy_kubeconfig`].
+    pub fn kube_proxy_files(&self, spec: &ClusterSpec, server_url: &str) -> Result<HostFiles> {
+        let mut files = HostFiles::default();
+        files.insert_private(
+            kube("kube-proxy.conf"),
+            self.kube_proxy_kubeconfig(spec, server_url)?,
+        );
+        Ok(files)
+    }
 }
 
 /// A whole cluster's PKI: the CAs and every host's files.
@@ -242,12 +264,16 @@ impl ClusterPki {
     pub fn with_cas(spec: ClusterSpec, cas: ClusterCas) -> Result<Self> {
         spec.check()?;
         let mut hosts = BTreeMap::new();
-        for m in &spec.control_plane {
-            hosts.insert(m.name.clone(), cas.control_plane_files(&spec, &m.name)?);
+        for (i, m) in spec.control_plane.iter().enumerate() {
+            let mut files = cas.control_plane_files(&spec, &m.name)?;
+            if i == 0 {
+                files.extend(cas.super_admin_files(&spec)?);
+            }
+            hosts.insert(m.name.clone(), files);
         }
         for m in &spec.etcd {
-            if !hosts.contains_key(&m.name) {
-                hosts.insert(m.name.clone(), cas.etcd_member_files(&spec, &m.name)?);
+            if !hosts.contains_key(m.name()) {
+                hosts.insert(m.name().to_owned(), cas.etcd_member_files(&spec, m.name())?);
             }
         }
         Ok(Self { spec, cas, hosts })

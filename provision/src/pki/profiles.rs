@@ -137,6 +137,13 @@ pub fn kubelet_client(node_name: &str) -> LeafSpec {
     LeafSpec::client(format!("system:node:{node_name}"), &[NODES_GROUP])
 }
 
+/// `kube-proxy.conf`: user `system:kube-proxy`, which the default RBAC
+/// binds to the `system:node-proxier` ClusterRole. Every node's kube-proxy
+/// shares it, as every kubeadm node's kube-proxy shares one ServiceAccount.
+pub fn kube_proxy() -> LeafSpec {
+    LeafSpec::client("system:kube-proxy", &[])
+}
+
 /// A kubelet's serving certificate (port 10250) with the node's name and addresses.
 pub fn kubelet_serving(node_name: &str, addresses: &[IpAddr]) -> LeafSpec {
     let mut sans = vec![SubjectAltName::Dns(node_name.to_owned())];
@@ -194,5 +201,13 @@ mod tests {
         let c = kubelet_client("worker-1");
         assert_eq!(c.common_name, "system:node:worker-1");
         assert_eq!(c.organizations, [NODES_GROUP]);
+    }
+
+    #[test]
+    fn kube_proxy_is_the_user_node_proxier_is_bound_to() {
+        let p = kube_proxy();
+        assert_eq!(p.common_name, "system:kube-proxy");
+        assert!(p.organizations.is_empty());
+        assert_eq!(p.usage, Usage::Client);
     }
 }

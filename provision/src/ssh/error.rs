@@ -21,7 +21,8 @@ pub enum Step {
     OpenChannel,
     /// Running a command.
     Exec,
-    /// Checking what is already on the host before a transfer.
+    /// Checking what is already on the host before a transfer (and
+    /// creating the destination's missing parent directories).
     CheckRemote,
     /// Sending a file.
     Upload,
@@ -31,6 +32,8 @@ pub enum Step {
     LocalFile,
     /// Setting mode and owner and renaming into place.
     Finalize,
+    /// Removing a file or a directory tree.
+    Remove,
 }
 
 impl fmt::Display for Step {
@@ -47,6 +50,7 @@ impl fmt::Display for Step {
             Step::Download => "download",
             Step::LocalFile => "local file",
             Step::Finalize => "finalize file",
+            Step::Remove => "remove",
         })
     }
 }
@@ -60,17 +64,52 @@ pub enum SshError {
     /// The host presented a different key from the one expected. Nothing was
     /// sent to it beyond the key exchange.
     #[error(
-        "{host}: host key mismatch: expected {expected_fingerprint}, the host presented \
-         {presented_fingerprint}; if the host was reinstalled, record its new key \
-         (pin it or update known_hosts), otherwise someone may be intercepting the connection"
+        "{host}: host key mismatch: expected {expected_algorithm} {expected_fingerprint}, \
+         the host presented {presented_algorithm} {presented_fingerprint}{}",
+        mismatch_advice(expected_algorithm, presented_algorithm)
     )]
     HostKeyMismatch {
         /// The host.
         host: String,
+        /// Type of the recorded key, such as `ssh-ed25519`.
+        expected_algorithm: &'static str,
         /// SHA256 fingerprint of the recorded key.
         expected_fingerprint: String,
+        /// Type of the key the host presented.
+        presented_algorithm: &'static str,
         /// SHA256 fingerprint of the key the host presented.
         presented_fingerprint: String,
+    },
+    /// The host presented a key a known_hosts file marks `@revoked`.
+    #[error(
+        "{host}: the host presented {presented_fingerprint}, which {known_hosts} line {line} \
+         marks @revoked; a revoked key is refused even where the file also lists it as the \
+         host's key"
+    )]
+    HostKeyRevoked {
+        /// The host.
+        host: String,
+        /// SHA256 fingerprint of the key the host presented.
+        presented_fingerprint: String,
+        /// The file that revokes it.
+        known_hosts: PathBuf,
+        /// The `@revoked` line.
+        line: usize,
+    },
+    /// known_hosts trusts a certificate authority for the host, which kubeseed
+    /// does not support, and lists none of the host's own keys.
+    #[error(
+        "{host}: {known_hosts} line {line} trusts a certificate authority for this host \
+         (@cert-authority), but kubeseed verifies plain host keys, not host certificates; \
+         add the host's own key to the file (ssh-keyscan -p PORT HOST) or pin it"
+    )]
+    HostCertificatesUnsupported {
+        /// The host.
+        host: String,
+        /// The file.
+        known_hosts: PathBuf,
+        /// The `@cert-authority` line.
+        line: usize,
     },
     /// The known_hosts file has no key for this host.
     #[error(
@@ -205,11 +244,29 @@ pub enum SshError {
     InvalidInput(String),
 }
 
+/// What to tell a user whose recorded key is not the one the host showed.
+fn mismatch_advice(expected: &str, presented: &str) -> String {
+    if expected == presented {
+        "; if the host was reinstalled, record its new key (pin it or update known_hosts), \
+         otherwise someone may be intercepting the connection"
+            .to_owned()
+    } else {
+        // The expected algorithm is offered first: the host has no such key.
+        format!(
+            "; the host offers no {expected} key at all: check that the recorded key is this \
+             host's (its /etc/ssh/ssh_host_*_key.pub); if the host was reinstalled, record its \
+             new key, otherwise someone may be intercepting the connection"
+        )
+    }
+}
+
 impl SshError {
     /// The host the error is about, when there is one.
     pub fn host(&self) -> Option<&str> {
         match self {
             SshError::HostKeyMismatch { host, .. }
+            | SshError::HostKeyRevoked { host, .. }
+            | SshError::HostCertificatesUnsupported { host, .. }
             | SshError::HostKeyUnknown { host, .. }
             | SshError::AuthRejected { host, .. }
             | SshError::Agent { host, .. }
@@ -248,6 +305,8 @@ impl SshError {
         match self {
             SshError::HostKeyMismatch { .. } => "HostKeyMismatch",
             SshError::HostKeyUnknown { .. } => "HostKeyUnknown",
+            SshError::HostKeyRevoked { .. } => "HostKeyRevoked",
+            SshError::HostCertificatesUnsupported { .. } => "HostCertificatesUnsupported",
             SshError::AuthRejected { .. } => "AuthRejected",
             SshError::InvalidKey { .. } => "InvalidKey",
             SshError::Agent { .. } => "AgentFailed",
@@ -272,14 +331,35 @@ mod tests {
     fn mismatch_message_names_host_and_both_fingerprints() {
         let e = SshError::HostKeyMismatch {
             host: "10.0.0.1:22".into(),
+            expected_algorithm: "ssh-ed25519",
             expected_fingerprint: "SHA256:aaa".into(),
+            presented_algorithm: "ssh-ed25519",
             presented_fingerprint: "SHA256:bbb".into(),
         };
         let msg = e.to_string();
         assert!(msg.starts_with("10.0.0.1:22: host key mismatch"));
         assert!(msg.contains("SHA256:aaa") && msg.contains("SHA256:bbb"));
+        assert!(msg.contains("reinstalled"), "{msg}");
         assert_eq!(e.host(), Some("10.0.0.1:22"));
         assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn a_pin_of_a_type_the_host_lacks_says_so() {
+        let e = SshError::HostKeyMismatch {
+            host: "h:22".into(),
+            expected_algorithm: "ssh-ed25519",
+            expected_fingerprint: "SHA256:aaa".into(),
+            presented_algorithm: "ssh-rsa",
+            presented_fingerprint: "SHA256:bbb".into(),
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("expected ssh-ed25519 SHA256:aaa")
+                && msg.contains("presented ssh-rsa SHA256:bbb")
+                && msg.contains("offers no ssh-ed25519 key"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -6,11 +6,12 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use russh::keys::{Algorithm, HashAlg, PublicKey};
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKey};
 
 use super::error::SshError;
+use super::known_hosts;
 
 /// A host's public key, parsed from its OpenSSH form (`ssh-ed25519 AAAA... [comment]`).
 /// Two keys are equal when the key material is; comments do not count.
@@ -58,6 +59,28 @@ impl HostKey {
         self.0.algorithm().as_str().to_owned()
     }
 
+    /// The key type's name for messages (`ssh-ed25519`, `ssh-rsa`,
+    /// `ecdsa-sha2-nistp256`...), static so errors stay small.
+    pub(crate) fn key_type(&self) -> &'static str {
+        match self.0.algorithm() {
+            Algorithm::Ed25519 => "ssh-ed25519",
+            Algorithm::Rsa { .. } => "ssh-rsa",
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            } => "ecdsa-sha2-nistp256",
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP384,
+            } => "ecdsa-sha2-nistp384",
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP521,
+            } => "ecdsa-sha2-nistp521",
+            Algorithm::Dsa => "ssh-dss",
+            Algorithm::SkEd25519 => "sk-ssh-ed25519@openssh.com",
+            Algorithm::SkEcdsaSha2NistP256 => "sk-ecdsa-sha2-nistp256@openssh.com",
+            _ => "another key type",
+        }
+    }
+
     pub(crate) fn same_key(&self, other: &PublicKey) -> bool {
         self.0.key_data() == other.key_data()
     }
@@ -96,7 +119,10 @@ pub enum HostKeyPolicy {
     /// Only this key.
     Pinned(HostKey),
     /// The keys recorded for the host in an OpenSSH `known_hosts` file
-    /// (`host` for port 22, `[host]:port` otherwise; hashed entries work).
+    /// (`host` for port 22, `[host]:port` otherwise; patterns, negation and
+    /// hashed names work). A key on a matching `@revoked` line is refused
+    /// even if another line lists it; `@cert-authority` lines are not
+    /// supported and say so ([`SshError::HostCertificatesUnsupported`]).
     KnownHosts(PathBuf),
     /// A host never seen before: accept its key and return it in
     /// [`ObservedHostKey`] so the caller records it and uses
@@ -114,6 +140,25 @@ pub struct ObservedHostKey {
     pub first_seen: bool,
 }
 
+/// The keys every hop of a connection presented: the host's, and each
+/// bastion's on the way. A caller records every one with `first_seen` set
+/// (the bastion's goes into a status' `observedBastionHostKey`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionKeys {
+    /// The key of the host the session runs commands on.
+    pub host: ObservedHostKey,
+    /// The bastions' keys, nearest first: the host's bastion, then that
+    /// bastion's own, and so on. Empty without a bastion.
+    pub bastions: Vec<ObservedHostKey>,
+}
+
+impl ConnectionKeys {
+    /// Whether some hop's key was seen for the first time and must be recorded.
+    pub fn any_first_seen(&self) -> bool {
+        self.host.first_seen || self.bastions.iter().any(|k| k.first_seen)
+    }
+}
+
 /// The signature algorithms a server may use to prove it holds `alg`.
 fn signature_algorithms(alg: &Algorithm) -> Vec<Algorithm> {
     match alg {
@@ -129,51 +174,56 @@ fn signature_algorithms(alg: &Algorithm) -> Vec<Algorithm> {
     }
 }
 
-/// The `known_hosts` name of a host: plain for port 22, `[host]:port` otherwise.
-fn known_hosts_name(address: &str, port: u16) -> String {
-    if port == 22 {
-        address.to_owned()
-    } else {
-        format!("[{address}]:{port}")
-    }
-}
-
-fn known_keys(path: &Path, address: &str, port: u16) -> Result<Vec<PublicKey>, SshError> {
-    russh::keys::known_hosts::known_host_keys_path(address, port, path)
-        .map(|keys| keys.into_iter().map(|(_, k)| k).collect())
-        .map_err(|e| {
-            SshError::InvalidInput(format!(
-                "cannot read the entries for {} in {}: {e}",
-                known_hosts_name(address, port),
-                path.display()
-            ))
-        })
-}
+/// Every host key algorithm the engine accepts, in order of preference.
+/// `ssh-rsa` with SHA-1 signatures is not among them: OpenSSH itself has
+/// refused it by default since 8.8.
+const HOST_KEY_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::Ed25519,
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP256,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP384,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP521,
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha512),
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha256),
+    },
+];
 
 impl HostKeyPolicy {
-    /// The host-key algorithms to offer in key exchange, so the server
-    /// presents the kind of key we hold for it (a host with ed25519 and RSA
-    /// keys must show the RSA one if that is what was pinned).
+    /// The host-key algorithms to offer in key exchange: those of the keys
+    /// we hold for the host first, so a host with ed25519 and RSA keys
+    /// presents the RSA one if that is what was pinned; then every other,
+    /// so a host without a key of the recorded type still completes key
+    /// exchange and is refused with a [`SshError::HostKeyMismatch`] naming
+    /// both keys, not a bare "no common algorithm".
     pub(crate) fn preferred_algorithms(
         &self,
         address: &str,
         port: u16,
-    ) -> Result<Option<Vec<Algorithm>>, SshError> {
-        let keys: Vec<Algorithm> = match self {
+    ) -> Result<Vec<Algorithm>, SshError> {
+        let ours: Vec<Algorithm> = match self {
             HostKeyPolicy::Pinned(k) => k.host_key_algorithms(),
-            HostKeyPolicy::KnownHosts(path) => known_keys(path, address, port)?
+            HostKeyPolicy::KnownHosts(path) => known_hosts::lookup(path, address, port)?
+                .keys
                 .iter()
-                .flat_map(|k| signature_algorithms(&k.algorithm()))
+                .flat_map(|(_, k)| signature_algorithms(&k.algorithm()))
                 .collect(),
-            HostKeyPolicy::FirstSeen => return Ok(None),
+            HostKeyPolicy::FirstSeen => Vec::new(),
         };
         let mut unique: Vec<Algorithm> = Vec::new();
-        for k in keys {
+        for k in ours.into_iter().chain(HOST_KEY_ALGORITHMS.iter().cloned()) {
             if !unique.contains(&k) {
                 unique.push(k);
             }
         }
-        Ok((!unique.is_empty()).then_some(unique))
+        Ok(unique)
     }
 
     /// Decides on the key a host presented. `host` is for messages.
@@ -187,7 +237,9 @@ impl HostKeyPolicy {
         let observed = HostKey::from_public(presented.clone());
         let mismatch = |expected: &HostKey| SshError::HostKeyMismatch {
             host: host.to_owned(),
+            expected_algorithm: expected.key_type(),
             expected_fingerprint: expected.fingerprint(),
+            presented_algorithm: observed.key_type(),
             presented_fingerprint: observed.fingerprint(),
         };
         match self {
@@ -202,20 +254,42 @@ impl HostKeyPolicy {
                 }
             }
             HostKeyPolicy::KnownHosts(path) => {
-                let known = known_keys(path, address, port)?;
-                if known.iter().any(|k| k.key_data() == presented.key_data()) {
+                let entries = known_hosts::lookup(path, address, port)?;
+                if let Some((line, _)) = entries
+                    .revoked
+                    .iter()
+                    .find(|(_, k)| k.key_data() == presented.key_data())
+                {
+                    return Err(SshError::HostKeyRevoked {
+                        host: host.to_owned(),
+                        presented_fingerprint: observed.fingerprint(),
+                        known_hosts: path.clone(),
+                        line: *line,
+                    });
+                }
+                if entries
+                    .keys
+                    .iter()
+                    .any(|(_, k)| k.key_data() == presented.key_data())
+                {
                     return Ok(ObservedHostKey {
                         key: observed,
                         first_seen: false,
                     });
                 }
-                let same_kind = known
+                let same_kind = entries
+                    .keys
                     .iter()
-                    .find(|k| k.algorithm() == presented.algorithm())
-                    .or(known.first());
-                match same_kind {
-                    Some(k) => Err(mismatch(&HostKey::from_public(k.clone()))),
-                    None => Err(SshError::HostKeyUnknown {
+                    .find(|(_, k)| k.algorithm() == presented.algorithm())
+                    .or(entries.keys.first());
+                match (same_kind, entries.cert_authorities.first()) {
+                    (Some((_, k)), _) => Err(mismatch(&HostKey::from_public(k.clone()))),
+                    (None, Some(line)) => Err(SshError::HostCertificatesUnsupported {
+                        host: host.to_owned(),
+                        known_hosts: path.clone(),
+                        line: *line,
+                    }),
+                    (None, None) => Err(SshError::HostKeyUnknown {
                         host: host.to_owned(),
                         presented_fingerprint: observed.fingerprint(),
                         known_hosts: path.clone(),
@@ -292,12 +366,51 @@ mod tests {
             .unwrap();
         assert!(seen.first_seen);
         assert_eq!(seen.key, HostKey::parse(ED_B).unwrap());
-        assert!(
+        assert_eq!(
             HostKeyPolicy::FirstSeen
                 .preferred_algorithms("h", 22)
-                .unwrap()
-                .is_none()
+                .unwrap(),
+            HOST_KEY_ALGORITHMS
         );
+    }
+
+    #[test]
+    fn pinned_algorithms_come_first_and_every_other_follows() {
+        let rsa = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDLpaKce/lTwDc8iG6D5R/BfmvVrKua7dp+HvTCzGRxfN+lazrj3RbuZyyimwjQbZpk01wi83jFKq+BjGWCCEIBuCEEnZ1bOZZ5gjnGDGzYUnpv+bSxeBcxlBuAjEiO7u19CoJXx3Mcnz4mshMmIw5+52oGQOiHmvbblekMHn+TjQ==";
+        let policy = HostKeyPolicy::Pinned(HostKey::parse(rsa).unwrap());
+        let algs = policy.preferred_algorithms("h", 22).unwrap();
+        assert!(
+            matches!(algs[0], Algorithm::Rsa { hash: Some(_) }),
+            "{algs:?}"
+        );
+        assert!(algs.contains(&Algorithm::Ed25519), "{algs:?}");
+        assert_eq!(algs.len(), HOST_KEY_ALGORITHMS.len());
+        assert!(!algs.contains(&Algorithm::Rsa { hash: None }));
+    }
+
+    #[test]
+    fn revoked_beats_listed_and_cert_authorities_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let a = ED_A.split(' ').nth(1).unwrap();
+        let b = ED_B.split(' ').nth(1).unwrap();
+        std::fs::write(
+            &path,
+            format!("h ssh-ed25519 {a}\n@revoked * ssh-ed25519 {a}\n@cert-authority ca.example ssh-ed25519 {b}\n"),
+        )
+        .unwrap();
+        let policy = HostKeyPolicy::KnownHosts(path.clone());
+        match policy.verify("h:22", "h", 22, &key(ED_A)).unwrap_err() {
+            SshError::HostKeyRevoked { line, .. } => assert_eq!(line, 2),
+            other => panic!("unexpected {other:?}"),
+        }
+        match policy
+            .verify("ca.example:22", "ca.example", 22, &key(ED_B))
+            .unwrap_err()
+        {
+            SshError::HostCertificatesUnsupported { line, .. } => assert_eq!(line, 3),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
@@ -321,8 +434,8 @@ mod tests {
             Err(SshError::HostKeyUnknown { .. })
         ));
         assert_eq!(
-            policy.preferred_algorithms("10.0.0.5", 2222).unwrap(),
-            Some(vec![Algorithm::Ed25519])
+            policy.preferred_algorithms("10.0.0.5", 2222).unwrap()[0],
+            Algorithm::Ed25519
         );
     }
 

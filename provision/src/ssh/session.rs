@@ -4,14 +4,14 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use russh::client::{Config, Handle, Msg};
-use russh::{Channel, Preferred, cipher};
+use russh::{Channel, Preferred, cipher, kex};
 use tokio::net::TcpStream;
 use tracing::Instrument as _;
 
 use super::auth::authenticate;
 use super::error::{SshError, Step};
 use super::handler::ClientHandler;
-use super::host_key::ObservedHostKey;
+use super::host_key::{ConnectionKeys, ObservedHostKey};
 use super::limits::{Limits, Permits};
 use super::target::SshTarget;
 
@@ -23,6 +23,28 @@ const CIPHERS: &[cipher::Name] = &[
     cipher::CHACHA20_POLY1305,
     cipher::AES_256_CTR,
     cipher::AES_128_CTR,
+];
+
+/// Key exchange in order of preference: post-quantum hybrid and curve25519
+/// first, then the NIST curves (the only ones a FIPS-restricted or
+/// hardened OpenSSH may allow, `KexAlgorithms ecdh-sha2-nistp*`), then the
+/// finite-field groups. russh's default leaves the NIST curves out, and such
+/// a server could not be reached at all ("No common Kex algorithm").
+const KEX: &[kex::Name] = &[
+    kex::MLKEM768X25519_SHA256,
+    kex::CURVE25519,
+    kex::CURVE25519_PRE_RFC_8731,
+    kex::ECDH_SHA2_NISTP256,
+    kex::ECDH_SHA2_NISTP384,
+    kex::ECDH_SHA2_NISTP521,
+    kex::DH_GEX_SHA256,
+    kex::DH_G18_SHA512,
+    kex::DH_G17_SHA512,
+    kex::DH_G16_SHA512,
+    kex::DH_G15_SHA512,
+    kex::DH_G14_SHA256,
+    kex::EXTENSION_SUPPORT_AS_CLIENT,
+    kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
 ];
 
 /// An authenticated SSH connection. Cheap operations open a channel each;
@@ -50,13 +72,15 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// Connects, verifies the host key under the target's policy and
-    /// authenticates; through the bastion chain if there is one. Transient
-    /// failures (refused, reset, timed out) are retried with backoff and
-    /// jitter; a refused host key or login is not.
+    /// authenticates; through the bastion chain if there is one. Returns the
+    /// key every hop presented (the bastions' too), so a caller records each
+    /// one seen for the first time. Transient failures (refused, reset,
+    /// timed out) are retried with backoff and jitter; a refused host key or
+    /// login is not.
     pub async fn connect(
         target: &SshTarget,
         limits: &Limits,
-    ) -> Result<(Session, ObservedHostKey), SshError> {
+    ) -> Result<(Session, ConnectionKeys), SshError> {
         target.validate()?;
         let span = tracing::info_span!("ssh.connect", host = %target.host(), user = %target.user);
         async {
@@ -65,8 +89,8 @@ impl Session {
             loop {
                 match Self::connect_once(target, limits).await {
                     Ok(session) => {
-                        let key = session.host_key.clone();
-                        return Ok((session, key));
+                        let keys = session.connection_keys();
+                        return Ok((session, keys));
                     }
                     Err(e) if e.is_transient() && attempt < attempts => {
                         let delay = limits.backoff(attempt);
@@ -196,6 +220,20 @@ impl Session {
         &self.host_key
     }
 
+    /// The keys of this host and of every bastion on the way, nearest first.
+    pub fn connection_keys(&self) -> ConnectionKeys {
+        let mut bastions = Vec::new();
+        let mut hop = self.bastion();
+        while let Some(b) = hop {
+            bastions.push(b.host_key.clone());
+            hop = b.bastion();
+        }
+        ConnectionKeys {
+            host: self.host_key.clone(),
+            bastions,
+        }
+    }
+
     /// The session of the bastion this one runs through.
     pub fn bastion(&self) -> Option<&Session> {
         self.bastion.as_deref()
@@ -244,16 +282,16 @@ enum Stream {
 }
 
 fn client_config(target: &SshTarget, limits: &Limits) -> Result<Config, SshError> {
-    let mut preferred = Preferred {
+    let preferred = Preferred {
+        kex: Cow::Borrowed(KEX),
+        key: Cow::Owned(
+            target
+                .host_key
+                .preferred_algorithms(&target.address, target.port)?,
+        ),
         cipher: Cow::Borrowed(CIPHERS),
         ..Preferred::default()
     };
-    if let Some(keys) = target
-        .host_key
-        .preferred_algorithms(&target.address, target.port)?
-    {
-        preferred.key = Cow::Owned(keys);
-    }
     Ok(Config {
         window_size: limits.window_size,
         maximum_packet_size: limits.max_packet_size,

@@ -86,13 +86,10 @@ impl SshTarget {
         if self.user.is_empty() {
             return bad(format!("{}: the SSH user is empty", self.host()));
         }
-        if self
-            .user
-            .chars()
-            .any(|c| c.is_whitespace() || c == ':' || c == '@' || c.is_control())
-        {
+        if !valid_user(&self.user) {
             return bad(format!(
-                "{}: SSH user {:?} is not a valid user name",
+                "{}: SSH user {:?} is not a valid user name (at most 32 letters, digits, '_', \
+                 '.' and '-', starting with a letter or '_')",
                 self.host(),
                 self.user
             ));
@@ -118,6 +115,18 @@ impl SshTarget {
     }
 }
 
+/// A login name as `useradd` makes them, and as the CRDs' `user` fields
+/// accept them: at most 32 of `A-Za-z0-9_.-`, starting with a letter or `_`
+/// (never `-`, which a command line would read as an option).
+fn valid_user(user: &str) -> bool {
+    let mut chars = user.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && user.len() <= 32
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,8 +145,27 @@ mod tests {
     fn invalid_fields_are_rejected_with_the_reason() {
         let e = target("", "root").validate().unwrap_err().to_string();
         assert!(e.contains("address is empty"), "{e}");
-        let e = target("h", "a b").validate().unwrap_err().to_string();
-        assert!(e.contains("not a valid user name"), "{e}");
+        for user in [
+            "a b",
+            "-oProxyCommand=sh",
+            "1abc",
+            "a:b",
+            "a@b",
+            "a\nb",
+            &"a".repeat(33),
+        ] {
+            let e = target("h", user).validate().unwrap_err().to_string();
+            assert!(e.contains("not a valid user name"), "{user:?}: {e}");
+        }
+        for user in [
+            "root",
+            "debian",
+            "kube.admin",
+            "_jump",
+            "kubeseed-test-sudo",
+        ] {
+            target("h", user).validate().unwrap();
+        }
         let e = target("h", "root")
             .with_port(0)
             .validate()

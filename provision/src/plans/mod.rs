@@ -1,0 +1,21 @@
+//! Plans: which tasks, in which order, make a host what its role needs.
+//!
+//! `bootstrap seed` and the operator build their task lists here, from the
+//! cluster description and the renderers, and run them with
+//! [`crate::tasks::Runner`] on a [`crate::host::Host`]. Nothing host-related
+//! is written anywhere else.
+
+pub mod artifacts;
+pub mod cni;
+pub mod control_plane;
+pub mod kubectl;
+
+pub use artifacts::{
+    BUNDLE_ROOT, ImportImage, LinkInto, StageArtifacts, StagedArtifact, bundle_dir,
+};
+pub use cni::CniFromNode;
+pub use control_plane::{
+    BundleImage, BundleOnHost, CLUSTER_ID_FILE, ControlPlaneInput, EtcdPlan, control_plane,
+    node_tasks,
+};
+pub use kubectl::{ADMIN_CONF, FIELD_MANAGER, KubectlApply, SUPER_ADMIN_CONF, kubectl};
