@@ -47,6 +47,16 @@ pub struct Config {
     /// Pause between attempts to acquire or renew the Lease.
     #[arg(long, env = "KUBESEED_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     pub retry_period: Duration,
+
+    /// Where the bundles staged on this node are (the chart mounts the
+    /// host's directory read-only): joining hosts are installed from the
+    /// one the cluster was seeded with, every file checked by sha256.
+    #[arg(
+        long,
+        env = "KUBESEED_BUNDLE_ROOT",
+        default_value = "/var/lib/kubeseed/bundle"
+    )]
+    pub bundle_root: std::path::PathBuf,
 }
 
 /// Why the settings cannot work.

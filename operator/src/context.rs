@@ -1,6 +1,8 @@
 //! What every reconcile gets: the API client, the event recorder, the metrics
 //! and the SSH limits every connection to a host shares.
 
+use std::path::PathBuf;
+
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
@@ -25,12 +27,19 @@ pub struct Context {
     /// the operator never pushes more than a bounded number of operations at
     /// the hosts (and at each host) at once.
     pub ssh_limits: Limits,
+    /// The operator's namespace: the cluster's ConfigMap and Secret, and the
+    /// SSH keys members name, live there.
+    pub namespace: String,
+    /// Where the node's staged bundles are mounted (read-only).
+    pub bundle_root: PathBuf,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("ssh_limits", &self.ssh_limits)
+            .field("namespace", &self.namespace)
+            .field("bundle_root", &self.bundle_root)
             .finish_non_exhaustive()
     }
 }
@@ -38,7 +47,14 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// Builds a context; `instance` (the Pod name) tells Events of different
     /// replicas apart.
-    pub fn new(client: Client, instance: &str, metrics: Metrics, ssh_limits: Limits) -> Self {
+    pub fn new(
+        client: Client,
+        instance: &str,
+        metrics: Metrics,
+        ssh_limits: Limits,
+        namespace: &str,
+        bundle_root: PathBuf,
+    ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: Some(instance.into()),
@@ -48,6 +64,8 @@ impl Context {
             client,
             metrics,
             ssh_limits,
+            namespace: namespace.to_owned(),
+            bundle_root,
         }
     }
 }

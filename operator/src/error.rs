@@ -30,6 +30,33 @@ pub enum Error {
     /// `HostKeyMismatch`) is kept all the way to the event.
     #[error("{0}")]
     Ssh(#[from] kubeseed_provision::ssh::SshError),
+
+    /// The cluster's ConfigMap or Secret that `bootstrap seed` wrote is
+    /// missing or malformed; the message says which and how to restore it.
+    #[error("{0}")]
+    ClusterMaterial(String),
+
+    /// The bundle on the operator's node failed verification.
+    #[error("{0}")]
+    Bundle(#[from] kubeseed_provision::bundle::BundleError),
+
+    /// A member's plan could not be composed (certificates, bundle, spec).
+    #[error("{message}")]
+    Plan {
+        /// Stable reason.
+        reason: &'static str,
+        /// What went wrong and what to do.
+        message: String,
+    },
+
+    /// A task of the plan failed on the host; the host's journal and the
+    /// member's conditions say where it stopped.
+    #[error("{0}")]
+    Task(#[from] kubeseed_provision::tasks::TaskError),
+
+    /// An etcd membership call failed.
+    #[error("{0}")]
+    Etcd(#[from] kubeseed_provision::etcd::EtcdError),
 }
 
 impl Error {
@@ -50,6 +77,11 @@ impl Error {
             Error::MissingName => "InvalidObject",
             Error::Serialize(_) => "StatusInvalid",
             Error::Ssh(e) => e.reason(),
+            Error::ClusterMaterial(_) => "ClusterMaterialInvalid",
+            Error::Bundle(_) => "BundleInvalid",
+            Error::Plan { reason, .. } => reason,
+            Error::Task(e) => e.reason,
+            Error::Etcd(e) => e.reason(),
         }
     }
 
@@ -70,6 +102,11 @@ impl Error {
             Error::MissingName => "invalid_object",
             Error::Serialize(_) => "status_invalid",
             Error::Ssh(_) => "ssh",
+            Error::ClusterMaterial(_) => "cluster_material",
+            Error::Bundle(_) => "bundle",
+            Error::Plan { .. } => "plan",
+            Error::Task(_) => "task",
+            Error::Etcd(_) => "etcd",
         }
     }
 }

@@ -9,14 +9,20 @@
 //! - [`error`] names, for every failure, its Event reason and metric label.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bundle;
+pub mod cluster;
 pub mod conditions;
 pub mod config;
 pub mod context;
 pub mod controllers;
+pub mod drain;
 pub mod error;
+pub mod etcd_access;
+pub mod hosts;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod run_plan;
 pub mod runtime;
 pub mod shutdown;
 pub mod telemetry;

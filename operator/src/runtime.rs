@@ -57,6 +57,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &identity,
         metrics.clone(),
         kubeseed_provision::ssh::Limits::default(),
+        &config.namespace,
+        config.bundle_root.clone(),
     ));
 
     let result = if config.leader_elect {

@@ -16,7 +16,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kubeseed_crds::v1alpha1::conditions::{IMPLEMENTED, READY, REASON_NOT_IMPLEMENTED};
-use kubeseed_crds::v1alpha1::{ApiLoadBalancer, ControlPlaneMember, Phase, WorkerNode};
+use kubeseed_crds::v1alpha1::{ApiLoadBalancer, Phase, WorkerNode};
 use kubeseed_operator::controllers::FINALIZER;
 use kubeseed_testenv::controlplane::ControlPlane;
 use serde_json::json;
@@ -110,11 +110,12 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     assert_eq!(holder(&leases).await.as_deref(), Some("op-a"));
 
     // The leader reconciles: finalizer, NotImplemented status, Warning event.
-    let cpms: Api<ControlPlaneMember> = Api::all(admin.clone());
+    // A kind whose provisioning has not landed: its status says so.
+    let cpms: Api<WorkerNode> = Api::all(admin.clone());
     cpms.create(
         &PostParams::default(),
-        &serde_json::from_value(json!({"apiVersion": "kubeseed.io/v1alpha1", "kind": "ControlPlaneMember",
-            "metadata": {"name": "cp-1"},
+        &serde_json::from_value(json!({"apiVersion": "kubeseed.io/v1alpha1", "kind": "WorkerNode",
+            "metadata": {"name": "worker-1"},
             "spec": {"host": {"address": "10.213.0.12", "sshKeySecretRef": {"name": "kubeseed-ssh"}}}}))
         .unwrap(),
     )
@@ -132,8 +133,8 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     )
     .await
     .unwrap();
-    let cp1 = wait_for("cp-1 status", Duration::from_secs(20), async || {
-        let o = cpms.get("cp-1").await.ok()?;
+    let cp1 = wait_for("worker-1 status", Duration::from_secs(20), async || {
+        let o = cpms.get("worker-1").await.ok()?;
         let s = o.status.clone()?;
         (s.common.observed_generation == Some(1)).then_some(o)
     })
@@ -186,7 +187,7 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
                 .into_iter()
                 .find(|e| {
                     e.reason.as_deref() == Some(REASON_NOT_IMPLEMENTED)
-                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("cp-1")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("worker-1")
                         && e.type_.as_deref() == Some("Warning")
                 })
         },
@@ -194,7 +195,7 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     .await;
     let m = a.metrics().await;
     assert!(
-        m.contains("kubeseed_reconcile_total{kind=\"ControlPlaneMember\"}"),
+        m.contains("kubeseed_reconcile_total{kind=\"WorkerNode\"}"),
         "{m}"
     );
     assert!(
@@ -205,11 +206,11 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     let log = a.log();
     let line = log
         .lines()
-        .find(|l| l.contains("not implemented yet") && l.contains("\"name\":\"cp-1\""))
-        .unwrap_or_else(|| panic!("no reconcile line for cp-1:\n{log}"));
+        .find(|l| l.contains("not implemented yet") && l.contains("\"name\":\"worker-1\""))
+        .unwrap_or_else(|| panic!("no reconcile line for worker-1:\n{log}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["span"]["host"], "10.213.0.12", "{line}");
-    assert_eq!(v["span"]["kind"], "ControlPlaneMember", "{line}");
+    assert_eq!(v["span"]["kind"], "WorkerNode", "{line}");
     assert!(
         log.contains("\"host\":\"10.213.0.31,10.213.0.32\""),
         "{log}"
@@ -235,7 +236,7 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
 
     // B reconciles now: a spec change is observed.
     cpms.patch(
-        "cp-1",
+        "worker-1",
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {"kubernetesVersion": "v1.35.8"}})),
     )
@@ -246,7 +247,7 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
         Duration::from_secs(20),
         async || {
             (cpms
-                .get("cp-1")
+                .get("worker-1")
                 .await
                 .ok()?
                 .status?
@@ -302,9 +303,11 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     );
 
     // C runs the cleanup: deleting the member removes the finalizer.
-    cpms.delete("cp-1", &DeleteParams::default()).await.unwrap();
-    wait_for("cp-1 to be gone", Duration::from_secs(20), async || {
-        cpms.get_opt("cp-1").await.ok()?.is_none().then_some(())
+    cpms.delete("worker-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("worker-1 to be gone", Duration::from_secs(20), async || {
+        cpms.get_opt("worker-1").await.ok()?.is_none().then_some(())
     })
     .await;
 

@@ -11,6 +11,8 @@
 //! - [`tasks`]: check-then-apply steps and the runner that executes them;
 //! - [`plans`]: which tasks make a host a master, a member, a worker;
 //! - [`bundle`]: the verified binaries and images those tasks install;
+//! - [`etcd`]: etcd membership (learners, promotion, removal, leadership)
+//!   over etcd's client API with mutual TLS;
 //! - [`preflight`]: what is checked on a host before anything changes.
 
 // Tests may unwrap: a panic is how a test fails.
@@ -18,6 +20,8 @@
 
 pub mod bundle;
 pub mod cluster;
+mod error_text;
+pub mod etcd;
 pub mod files;
 pub mod host;
 pub mod pki;

@@ -22,19 +22,16 @@ mod target;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
-use kubeseed_provision::bundle::{Bundle, OpenOptions, Sha256Digest, Source, VerifiedArtifact};
-use kubeseed_provision::cluster::{ClusterSpec, NodeRole, NodeSpec, Taint};
+use kubeseed_provision::bundle::{Bundle, OpenOptions, Sha256Digest, Source};
+use kubeseed_provision::cluster::ClusterSpec;
 use kubeseed_provision::files::HostFiles;
-use kubeseed_provision::host::{Host, read_text_files};
 use kubeseed_provision::pki::{ClusterCas, keep_valid, profiles};
-use kubeseed_provision::plans::{
-    self, BundleImage, BundleOnHost, ControlPlaneInput, EtcdPlan, KubectlApply, StagedArtifact,
-};
+use kubeseed_provision::plans::{self, ControlPlaneInput, EtcdPlan, KubectlApply, MasterOrdinal};
 use kubeseed_provision::preflight::{self, ClusterIdentity, Expectations};
 use kubeseed_provision::render::{EncryptionConfig, EncryptionKey, InitialClusterState};
 use kubeseed_provision::ssh::{Limits, Session};
@@ -161,23 +158,15 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         .verify_all()
         .await
         .context("the bundle failed verification; nothing was installed")?;
-    let bundle_on_host = bundle_on_host(&bundle, &verified)?;
-    let node = NodeSpec {
-        name: node_name.clone(),
-        ip: advertise,
-        role: NodeRole::ControlPlane,
-        labels: BTreeMap::from([(
-            "node-role.kubernetes.io/control-plane".to_owned(),
-            String::new(),
-        )]),
-        taints: vec![Taint::control_plane()],
-        kubelet_extra_args: BTreeMap::new(),
-        kube_proxy_extra_args: BTreeMap::new(),
-        host: facts
+    let bundle_on_host = plans::bundle_on_host(&bundle, &verified)?;
+    let node = plans::master_node(
+        &node_name,
+        advertise,
+        facts
             .host_profile()
             .context("preflight learned nothing about the host")?,
-    };
-    let pki = host_pki(&session, &cas, &spec, &node_name).await?;
+    );
+    let pki = plans::master_pki(&session, &cas, &spec, &node_name, MasterOrdinal::First).await?;
     let encryption_key = if args.dry_run && !state.has_encryption_key() {
         rand::random()
     } else {
@@ -205,6 +194,8 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
             plans::SUPER_ADMIN_CONF,
             profiles::CLUSTER_ADMINS_BINDING,
         ))],
+        etcd_hooks: Default::default(),
+        components: Default::default(),
     })?;
     let operator_key = match &args.operator_ssh_key {
         Some(path) => Some(
@@ -347,74 +338,6 @@ async fn open_bundle(args: &SeedArgs, state: &StateDir) -> anyhow::Result<Bundle
         bundle.versions().containerd()
     );
     Ok(bundle)
-}
-
-/// The verified bundle in the shape plans take.
-fn bundle_on_host(bundle: &Bundle, verified: &[VerifiedArtifact]) -> anyhow::Result<BundleOnHost> {
-    let artifacts: Vec<StagedArtifact> = verified
-        .iter()
-        .map(|a| StagedArtifact {
-            rel: a.path.clone(),
-            local: a.local_path.clone(),
-            sha256: a.sha256.to_hex(),
-        })
-        .collect();
-    let image = |rel: &str, name: &str| -> anyhow::Result<BundleImage> {
-        let a = verified
-            .iter()
-            .find(|a| a.path == rel)
-            .with_context(|| format!("the bundle has no {rel}"))?;
-        Ok(BundleImage {
-            rel: rel.to_owned(),
-            name: name.to_owned(),
-            sha256: a.sha256.to_hex(),
-        })
-    };
-    let mut manifests = Vec::new();
-    for name in ["SHA256SUMS", "VERSIONS"] {
-        let path = bundle.local_root().join(name);
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        manifests.push((name.to_owned(), bytes));
-    }
-    Ok(BundleOnHost {
-        key: bundle.key().to_owned(),
-        artifacts,
-        manifests,
-        pause: image("images/pause.oci.tar", bundle.versions().pause_image())?,
-        images: vec![image(
-            "images/kubeseed-operator.oci.tar",
-            bundle.versions().operator_image(),
-        )?],
-    })
-}
-
-/// Every certificate, key and kubeconfig the seed holds: the control
-/// plane's (kubeconfigs of its kubelet and kube-proxy pointing at its own
-/// apiserver), `super-admin.conf` (the first master only), and the cluster
-/// CA key for kube-controller-manager's CSR signer. What the host already holds and is still right is kept.
-async fn host_pki(
-    host: &dyn Host,
-    cas: &ClusterCas,
-    spec: &ClusterSpec,
-    node: &str,
-) -> anyhow::Result<HostFiles> {
-    let member = spec.control_plane_member(node)?;
-    let mut fresh = cas.control_plane_files(spec, node)?;
-    fresh.extend(cas.super_admin_files(spec)?);
-    fresh.extend(cas.csr_signer_files());
-    fresh.extend(cas.kube_proxy_files(spec, &spec.local_server_url(member)?)?);
-    let paths: Vec<PathBuf> = fresh.iter().map(|(p, _)| p.to_path_buf()).collect();
-    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    let existing = read_text_files(host, &refs)
-        .await
-        .context("cannot read the host's existing certificates")?;
-    Ok(keep_valid(
-        cas,
-        &fresh,
-        &existing,
-        time::OffsetDateTime::now_utc(),
-    ))
 }
 
 /// The admin kubeconfig in the state directory: kept while still right.

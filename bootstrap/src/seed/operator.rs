@@ -99,7 +99,13 @@ pub fn tasks(
     let config = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": CLUSTER_SECRET, "namespace": NAMESPACE},
-        "data": {"cluster.json": serde_json::to_string_pretty(input.record)?},
+        // The bundle the operator installs joining hosts from: its directory
+        // on every master, and the manifest digest that pins every file.
+        "data": {
+            "cluster.json": serde_json::to_string_pretty(input.record)?,
+            "bundle-key": input.bundle_key,
+            "bundle-sha256": input.bundle.manifest_sha256().to_hex(),
+        },
     });
     tasks.push(Box::new(KubectlApply::new(
         "operator/cluster-config",

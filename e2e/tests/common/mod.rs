@@ -260,7 +260,7 @@ pub fn changed_tasks(report: &Path) -> Vec<String> {
         .collect()
 }
 
-fn kubectl(state: &Path) -> Command {
+pub fn kubectl(state: &Path) -> Command {
     let toolchain = Toolchain::locate().unwrap();
     let mut c = Command::new(toolchain.kubectl());
     c.arg("--kubeconfig").arg(state.join("admin.conf"));

@@ -11,6 +11,7 @@ pub mod api_load_balancer;
 pub mod control_plane_member;
 pub mod etcd_member;
 pub mod not_implemented;
+pub mod status;
 pub mod worker_node;
 
 use std::fmt::Debug;
@@ -42,7 +43,7 @@ use crate::error::{Error, Result};
 pub const FINALIZER: &str = "kubeseed.io/host-cleanup";
 
 /// How often an object is looked at again when nothing changed.
-const RESYNC: Duration = Duration::from_secs(3600);
+pub(crate) const RESYNC: Duration = Duration::from_secs(3600);
 /// How long after a failure a reconcile is retried.
 const RETRY: Duration = Duration::from_secs(30);
 
@@ -67,6 +68,18 @@ pub trait Member:
     /// The SSH address(es) of its host(s), for spans and messages.
     fn hosts(&self) -> String {
         self.host_addresses().join(",")
+    }
+    /// Makes the host(s) what the object asks. Kinds whose provisioning has
+    /// not landed say so in their status instead.
+    fn apply(obj: Arc<Self>, ctx: Arc<Context>) -> BoxFuture<'static, Result<Action>> {
+        Box::pin(async move {
+            let api: Api<Self> = Api::all(ctx.client.clone());
+            apply_not_implemented(&api, obj, &ctx).await
+        })
+    }
+    /// Undoes what apply did, before the object goes.
+    fn cleanup(obj: Arc<Self>, ctx: Arc<Context>) -> BoxFuture<'static, Result<Action>> {
+        Box::pin(async move { cleanup_not_implemented(obj, &ctx).await })
     }
 }
 
@@ -104,8 +117,8 @@ pub async fn reconcile<K: Member>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
         let api: Api<K> = Api::all(ctx.client.clone());
         let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
             match event {
-                Event::Apply(o) => apply_not_implemented(&api, o, &ctx).await,
-                Event::Cleanup(o) => cleanup_not_implemented(o, &ctx).await,
+                Event::Apply(o) => K::apply(o, ctx.clone()).await,
+                Event::Cleanup(o) => K::cleanup(o, ctx.clone()).await,
             }
         })
         .await
@@ -146,7 +159,7 @@ pub fn provisioned_for(conditions: &[Condition], generation: Option<i64>) -> boo
 }
 
 /// The apply step of a kind whose provisioning has not landed.
-async fn apply_not_implemented<K: Member>(
+pub(crate) async fn apply_not_implemented<K: Member>(
     api: &Api<K>,
     obj: Arc<K>,
     ctx: &Context,
@@ -189,7 +202,10 @@ async fn apply_not_implemented<K: Member>(
 
 /// The cleanup step of a kind whose provisioning has not landed: apply never
 /// touched a host, so there is nothing to undo and the finalizer may go.
-async fn cleanup_not_implemented<K: Member>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
+pub(crate) async fn cleanup_not_implemented<K: Member>(
+    obj: Arc<K>,
+    ctx: &Context,
+) -> Result<Action> {
     info!("nothing was provisioned; releasing the finalizer");
     publish(
         ctx,
@@ -224,17 +240,38 @@ pub async fn write_status<K: Member>(
 
 /// Publishes an Event about `obj`; a failure is logged, never fatal, because
 /// the status already carries the same facts.
-async fn publish<K: Member>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {
+pub(crate) async fn publish<K: Member>(
+    ctx: &Context,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = KubeEvent {
         type_,
         reason: reason.into(),
-        note: Some(note),
+        note: Some(truncate_note(note)),
         action: "Reconcile".into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         warn!(error = %e, name = %obj.name_any(), "cannot publish event");
     }
+}
+
+/// The API refuses an Event whose note is longer than 1024 bytes; the
+/// status carries the whole message.
+fn truncate_note(mut note: String) -> String {
+    const MAX: usize = 1024;
+    if note.len() > MAX {
+        let mut end = MAX - 3;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push_str("...");
+    }
+    note
 }
 
 /// Starts the controller of every kind and waits for all of them to stop.
@@ -261,6 +298,14 @@ mod tests {
             observed_generation: Some(generation),
             last_transition_time: Time(Timestamp::UNIX_EPOCH),
         }
+    }
+
+    #[test]
+    fn an_event_note_fits_the_apis_limit() {
+        let long = "é".repeat(700);
+        let note = truncate_note(long);
+        assert!(note.len() <= 1024 && note.ends_with("..."));
+        assert_eq!(truncate_note("short".into()), "short");
     }
 
     #[test]

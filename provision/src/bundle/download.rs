@@ -16,6 +16,7 @@
 //! itself is only as trustworthy as the connection it came over unless it is
 //! pinned.
 
+use crate::error_text::chain;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -309,22 +310,6 @@ fn tls_config(https: bool, options: &HttpOptions) -> Result<rustls::ClientConfig
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth())
-}
-
-/// An error and its sources, `: `-separated (hyper's own messages say
-/// little without their causes).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        next = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::cluster::{ClusterSpec, EtcdMember, NodeSpec};
 use crate::files::HostFiles;
 use crate::pki::{KUBELET_PKI_DIR, PKI_DIR};
+use crate::render::ExtraArgs;
 use crate::render::{
     self, ApiServerInput, ContainerdInput, ControllerManagerInput, EncryptionConfig, EtcdInput,
     InitialClusterState, KubeProxyInput, KubeletCredentials, KubeletInput, RenderError,
@@ -96,6 +97,33 @@ pub struct ControlPlaneInput<'a> {
     /// Tasks to run once the API answers and before anything uses
     /// `admin.conf` (the seed binds `kubeadm:cluster-admins` there).
     pub after_api: Vec<Box<dyn Task>>,
+    /// Tasks between etcd's configuration and its start, and after it is
+    /// healthy: a joining member is added as a learner, then promoted.
+    pub etcd_hooks: EtcdHooks,
+    /// What the member's object asks of its components.
+    pub components: ComponentSettings,
+}
+
+/// A master's own settings for its components (a `ControlPlaneMember`'s
+/// `apiServer`, `controllerManager` and `scheduler`).
+#[derive(Debug, Clone, Default)]
+pub struct ComponentSettings {
+    /// Extra kube-apiserver flags.
+    pub api_server: ExtraArgs,
+    /// Extra kube-controller-manager flags.
+    pub controller_manager: ExtraArgs,
+    /// Extra kube-scheduler flags.
+    pub scheduler: ExtraArgs,
+}
+
+/// Tasks around a stacked etcd member's start (see [`super::etcd_join`]).
+#[derive(Debug, Default)]
+pub struct EtcdHooks {
+    /// Before the unit starts.
+    pub before_start: Vec<Box<dyn Task>>,
+    /// Once the member answers (for a joining learner, before it can be
+    /// healthy: the promotion goes here).
+    pub after_healthy: Vec<Box<dyn Task>>,
 }
 
 /// How this master's etcd member starts.
@@ -136,6 +164,8 @@ pub fn control_plane(input: ControlPlaneInput<'_>) -> Result<Vec<Box<dyn Task>>,
         bundle,
         cluster_id,
         after_api,
+        etcd_hooks,
+        components,
     } = input;
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
     let api_timeout = Duration::from_secs(180);
@@ -234,16 +264,32 @@ pub fn control_plane(input: ControlPlaneInput<'_>) -> Result<Vec<Box<dyn Task>>,
             "configure etcd",
             files.clone(),
         )));
+        tasks.extend(etcd_hooks.before_start);
         tasks.push(Box::new(SystemdService::new(
             "etcd/service",
             "etcd.service",
             service_digest(&files, &inputs),
         )));
+        if plan.state == InitialClusterState::Existing {
+            // A joining member starts as a learner, and a learner fails
+            // `endpoint health` (it serves no linearizable reads) until it is
+            // promoted: first wait for it to answer at all.
+            tasks.push(Box::new(
+                WaitUntil::new(
+                    "etcd/started",
+                    "wait for the new etcd member to answer",
+                    etcd_ctl(plan.member.client_port, "endpoint status"),
+                    Duration::from_secs(120),
+                )
+                .unit("etcd.service"),
+            ));
+        }
+        tasks.extend(etcd_hooks.after_healthy);
         tasks.push(Box::new(
             WaitUntil::new(
                 "etcd/health",
                 "wait for etcd to be healthy",
-                etcd_health(plan.member.client_port),
+                etcd_ctl(plan.member.client_port, "endpoint health"),
                 Duration::from_secs(120),
             )
             .unit("etcd.service"),
@@ -251,7 +297,9 @@ pub fn control_plane(input: ControlPlaneInput<'_>) -> Result<Vec<Box<dyn Task>>,
     }
 
     // ---- kube-apiserver -----------------------------------------------------
-    let apiserver = ApiServerInput::new(spec, &node.name, encryption)?.render()?;
+    let mut apiserver = ApiServerInput::new(spec, &node.name, encryption)?;
+    apiserver.extra_args = components.api_server.clone();
+    let apiserver = apiserver.render()?;
     let apiserver_inputs = pki_subset(
         &pki,
         &[
@@ -299,7 +347,9 @@ pub fn control_plane(input: ControlPlaneInput<'_>) -> Result<Vec<Box<dyn Task>>,
     tasks.extend(after_api);
 
     // ---- controller-manager and scheduler -----------------------------------
-    let kcm = ControllerManagerInput::new(spec).render()?;
+    let mut kcm = ControllerManagerInput::new(spec);
+    kcm.extra_args = components.controller_manager.clone();
+    let kcm = kcm.render()?;
     let kcm_inputs = pki_subset(
         &pki,
         &[
@@ -329,7 +379,10 @@ pub fn control_plane(input: ControlPlaneInput<'_>) -> Result<Vec<Box<dyn Task>>,
         )
         .unit("kube-controller-manager.service"),
     ));
-    let scheduler = SchedulerInput::default().render()?;
+    let scheduler = SchedulerInput {
+        extra_args: components.scheduler.clone(),
+    }
+    .render()?;
     let scheduler_inputs = pki_subset(&pki, &[paths::SCHEDULER_CONF]);
     tasks.push(Box::new(WriteFiles::new(
         "scheduler/files",
@@ -486,11 +539,12 @@ fn kernel_apply() -> Shell {
     .unless(checks.join(" && "), "sysctls differ")
 }
 
-/// etcd's health through the health-check client's certificate.
-fn etcd_health(client_port: u16) -> String {
+/// An `etcdctl` command against the local member, through the health-check
+/// client's certificate.
+fn etcd_ctl(client_port: u16, command: &str) -> String {
     format!(
         "ETCDCTL_API=3 {}/etcdctl --endpoints=https://127.0.0.1:{client_port} \
-         --cacert={ca} --cert={crt} --key={key} --command-timeout=5s endpoint health >/dev/null",
+         --cacert={ca} --cert={crt} --key={key} --command-timeout=5s {command} >/dev/null",
         paths::BIN_DIR,
         ca = pki_path("etcd/ca.crt"),
         crt = pki_path("etcd/healthcheck-client.crt"),

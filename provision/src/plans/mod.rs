@@ -8,14 +8,20 @@
 pub mod artifacts;
 pub mod cni;
 pub mod control_plane;
+pub mod etcd_join;
 pub mod kubectl;
+pub mod leave;
+pub mod master;
 
 pub use artifacts::{
     BUNDLE_ROOT, ImportImage, LinkInto, StageArtifacts, StagedArtifact, bundle_dir,
 };
 pub use cni::CniFromNode;
 pub use control_plane::{
-    BundleImage, BundleOnHost, CLUSTER_ID_FILE, ControlPlaneInput, EtcdPlan, control_plane,
-    node_tasks,
+    BundleImage, BundleOnHost, CLUSTER_ID_FILE, ComponentSettings, ControlPlaneInput, EtcdHooks,
+    EtcdPlan, control_plane, node_tasks,
 };
+pub use etcd_join::{AddLearner, PromoteLearner, initial_cluster_for};
 pub use kubectl::{ADMIN_CONF, FIELD_MANAGER, KubectlApply, SUPER_ADMIN_CONF, kubectl};
+pub use leave::{MASTER_UNITS, teardown_master};
+pub use master::{ComposeError, MasterOrdinal, bundle_on_host, master_node, master_pki};

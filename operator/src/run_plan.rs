@@ -1,0 +1,71 @@
+//! Running a member's plan on its host: the provisioning layer's runner,
+//! with each changed or failed task published as an Event on the object.
+
+use kube::runtime::events::EventType;
+use tokio::sync::mpsc;
+
+use kubeseed_provision::ssh::Session;
+use kubeseed_provision::tasks::{Event, Outcome, Report, Runner, Task, TaskError};
+
+use crate::context::Context;
+use crate::controllers::{Member, publish};
+
+/// Runs `tasks` on `session` with the host's journal `journal`.
+pub async fn run<K: Member>(
+    ctx: &Context,
+    obj: &K,
+    session: &Session,
+    journal: &str,
+    tasks: &[Box<dyn Task>],
+) -> Result<Report, TaskError> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let runner = async move {
+        // The runner (and with it the sender) is dropped when the run ends,
+        // which ends the publisher below.
+        Runner::new(session)
+            .journal(journal)
+            .on_event(move |e| {
+                let _ = tx.send(e.clone());
+            })
+            .run(tasks)
+            .await
+    };
+    let publisher = async {
+        while let Some(event) = rx.recv().await {
+            match event {
+                Event::Finished {
+                    id,
+                    outcome: Outcome::Changed,
+                    elapsed,
+                } => {
+                    publish(
+                        ctx,
+                        obj,
+                        EventType::Normal,
+                        "TaskChanged",
+                        format!("{id} ({:.1} s)", elapsed.as_secs_f64()),
+                    )
+                    .await;
+                }
+                Event::Failed {
+                    id,
+                    reason,
+                    message,
+                    ..
+                } => {
+                    publish(
+                        ctx,
+                        obj,
+                        EventType::Warning,
+                        reason,
+                        format!("{id}: {message}"),
+                    )
+                    .await;
+                }
+                _ => {}
+            }
+        }
+    };
+    let (result, ()) = futures::join!(runner, publisher);
+    result
+}

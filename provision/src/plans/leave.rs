@@ -1,0 +1,153 @@
+//! Taking a master off its host, once it is out of etcd and drained: its
+//! units stopped and disabled, its containers killed, kube-proxy's rules
+//! removed, its etcd data kept as a dated backup beside the data directory
+//! (never deleted: it is the last copy if something went wrong), and its
+//! configuration and certificates removed. The binaries in the staged
+//! bundle stay, so adding the host again installs nothing twice.
+//!
+//! Every step checks first, so a leave killed half-way is finished by
+//! running it again.
+
+use std::time::Duration;
+
+use crate::render::paths;
+use crate::ssh::shell::quote;
+use crate::tasks::{Shell, Task};
+
+use super::control_plane::CLUSTER_ID_FILE;
+
+/// The units a master runs, in the order they are stopped.
+pub const MASTER_UNITS: [&str; 6] = [
+    "kubelet.service",
+    "kube-proxy.service",
+    "kube-scheduler.service",
+    "kube-controller-manager.service",
+    "kube-apiserver.service",
+    "etcd.service",
+];
+
+/// What a master leaves behind on its host, removed by [`teardown_master`].
+const MASTER_PATHS: [&str; 6] = [
+    "/etc/kubernetes",
+    "/var/lib/kubelet",
+    "/var/lib/kube-proxy",
+    paths::CNI_CONFLIST,
+    CLUSTER_ID_FILE,
+    "/var/lib/kubeseed/units",
+];
+
+/// The tasks, in order. `etcd_data_dir` is the member's data directory
+/// (moved aside, not deleted); `backup_suffix` tells backups apart (a UTC
+/// timestamp such as `20261202T101500Z`).
+pub fn teardown_master(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn Task>> {
+    let units = MASTER_UNITS.join(" ");
+    let unit_files: Vec<String> = MASTER_UNITS
+        .iter()
+        .map(|u| quote(&paths::unit_path(u.trim_end_matches(".service"))))
+        .collect();
+    let data = quote(etcd_data_dir);
+    let backup = quote(&format!("{etcd_data_dir}.kubeseed-removed-{backup_suffix}"));
+    let removable: Vec<String> = MASTER_PATHS.iter().map(|p| quote(p)).collect();
+    let ctr = format!(
+        "{}/ctr --address {} -n k8s.io",
+        paths::BIN_DIR,
+        paths::CONTAINERD_SOCKET
+    );
+    vec![
+        Box::new(
+            Shell::new(
+                "leave/stop-units",
+                "stop and disable the master's units",
+                format!("systemctl disable --now {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; true"),
+            )
+            .unless(
+                format!("! systemctl is-active --quiet {units} && ! systemctl is-enabled --quiet {units} 2>/dev/null"),
+                "units still enabled or running",
+            )
+            .timeout(Duration::from_secs(120)),
+        ),
+        // containerd's shims outlive the kubelet: the Pods' containers keep
+        // running (and holding ports) until they are killed.
+        Box::new(
+            Shell::new(
+                "leave/containers",
+                "kill the Pods' containers",
+                format!(
+                    "for t in $({ctr} task ls -q 2>/dev/null); do {ctr} task kill -s SIGKILL \"$t\" 2>/dev/null; done; \
+                     sleep 1; for t in $({ctr} task ls -q 2>/dev/null); do {ctr} task delete -f \"$t\" 2>/dev/null; done; \
+                     for c in $({ctr} container ls -q 2>/dev/null); do {ctr} container delete \"$c\" 2>/dev/null; done; true"
+                ),
+            )
+            .unless(
+                format!("[ ! -S {} ] || [ -z \"$({ctr} task ls -q 2>/dev/null)\" ]", paths::CONTAINERD_SOCKET),
+                "containers running",
+            )
+            .timeout(Duration::from_secs(120)),
+        ),
+        Box::new(
+            Shell::new(
+                "leave/kube-proxy-rules",
+                "remove kube-proxy's iptables rules",
+                format!("{}/kube-proxy --cleanup >/dev/null 2>&1 || true", paths::BIN_DIR),
+            )
+            .unless(
+                "! iptables-save 2>/dev/null | grep -q KUBE-",
+                "kube-proxy rules present",
+            ),
+        ),
+        Box::new(
+            Shell::new(
+                "leave/etcd-data",
+                format!("keep etcd's data as a backup ({etcd_data_dir} moved aside)"),
+                format!("mv {data} {backup}"),
+            )
+            .unless(format!("[ ! -e {data} ]"), "data directory present"),
+        ),
+        Box::new(
+            Shell::new(
+                "leave/files",
+                "remove the master's configuration, certificates and units",
+                format!(
+                    "rm -rf {paths} {units} && systemctl daemon-reload",
+                    paths = removable.join(" "),
+                    units = unit_files.join(" ")
+                ),
+            )
+            .unless(
+                format!(
+                    "for p in {paths} {units}; do [ ! -e \"$p\" ] || exit 1; done",
+                    paths = removable.join(" "),
+                    units = unit_files.join(" ")
+                ),
+                "files present",
+            ),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_is_moved_aside_never_removed() {
+        let tasks = teardown_master("/var/lib/etcd", "20261202T101500Z");
+        let ids: Vec<&str> = tasks.iter().map(|t| t.id()).collect();
+        assert_eq!(
+            ids,
+            [
+                "leave/stop-units",
+                "leave/containers",
+                "leave/kube-proxy-rules",
+                "leave/etcd-data",
+                "leave/files"
+            ]
+        );
+        let all = format!("{tasks:?}");
+        assert!(
+            all.contains("mv '/var/lib/etcd' '/var/lib/etcd.kubeseed-removed-20261202T101500Z'"),
+            "{all}"
+        );
+        assert!(!all.contains("rm -rf '/var/lib/etcd'"));
+    }
+}
