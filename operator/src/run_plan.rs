@@ -10,20 +10,25 @@ use kubeseed_provision::tasks::{Event, Outcome, Report, Runner, Task, TaskError}
 use crate::context::Context;
 use crate::controllers::{Member, publish};
 
-/// Runs `tasks` on `session` with the host's journal `journal`.
+/// Runs `tasks` on `session`, recording progress in the host's journal
+/// `journal` when given (a leave keeps none: it removes the directory).
 pub async fn run<K: Member>(
     ctx: &Context,
     obj: &K,
     session: &Session,
-    journal: &str,
+    journal: Option<&str>,
     tasks: &[Box<dyn Task>],
 ) -> Result<Report, TaskError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let runner = async move {
         // The runner (and with it the sender) is dropped when the run ends,
         // which ends the publisher below.
-        Runner::new(session)
-            .journal(journal)
+        let runner = Runner::new(session);
+        let runner = match journal {
+            Some(plan) => runner.journal(plan),
+            None => runner,
+        };
+        runner
             .on_event(move |e| {
                 let _ = tx.send(e.clone());
             })

@@ -330,7 +330,7 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
         format!("running {} tasks on {}", tasks.len(), session.host()),
     );
     book.write().await?;
-    let outcome = run_plan::run(&ctx, obj.as_ref(), &session, "join", &tasks).await;
+    let outcome = run_plan::run(&ctx, obj.as_ref(), &session, Some("join"), &tasks).await;
     if let Err(e) = outcome {
         let reason = e.reason;
         book.phase(Phase::Failed)
@@ -535,7 +535,7 @@ async fn leave(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action
         .strftime("%Y%m%dT%H%M%SZ")
         .to_string();
     let tasks = plans::teardown_master(&data_dir, &suffix);
-    run_plan::run(&ctx, obj.as_ref(), &session, "leave", &tasks).await?;
+    run_plan::run(&ctx, obj.as_ref(), &session, None, &tasks).await?;
     crate::drain::delete_node(&ctx, &name).await?;
     info!("left the control plane");
     publish(

@@ -1,9 +1,11 @@
 //! Taking a master off its host, once it is out of etcd and drained: its
 //! units stopped and disabled, its containers killed, kube-proxy's rules
 //! removed, its etcd data kept as a dated backup beside the data directory
-//! (never deleted: it is the last copy if something went wrong), and its
-//! configuration and certificates removed. The binaries in the staged
-//! bundle stay, so adding the host again installs nothing twice.
+//! (never deleted: it is the last copy if something went wrong), containerd
+//! stopped, and everything kubeseed wrote removed: configuration,
+//! certificates, units, the staged bundle and the links to it. The host is
+//! then as a fresh one to preflight, so it can join again (or another
+//! cluster).
 //!
 //! Every step checks first, so a leave killed half-way is finished by
 //! running it again.
@@ -27,13 +29,15 @@ pub const MASTER_UNITS: [&str; 6] = [
 ];
 
 /// What a master leaves behind on its host, removed by [`teardown_master`].
-const MASTER_PATHS: [&str; 6] = [
+const MASTER_PATHS: [&str; 8] = [
     "/etc/kubernetes",
     "/var/lib/kubelet",
     "/var/lib/kube-proxy",
     paths::CNI_CONFLIST,
     CLUSTER_ID_FILE,
-    "/var/lib/kubeseed/units",
+    "/var/lib/kubeseed",
+    "/etc/containerd",
+    "/etc/systemd/system/containerd.service",
 ];
 
 /// The tasks, in order. `etcd_data_dir` is the member's data directory
@@ -48,6 +52,13 @@ pub fn teardown_master(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn 
     let data = quote(etcd_data_dir);
     let backup = quote(&format!("{etcd_data_dir}.kubeseed-removed-{backup_suffix}"));
     let removable: Vec<String> = MASTER_PATHS.iter().map(|p| quote(p)).collect();
+    // The programs were installed as links into the staged bundle.
+    let links = format!(
+        "find {} {} -maxdepth 1 -lname '{}/*'",
+        paths::BIN_DIR,
+        paths::CNI_BIN_DIR,
+        super::artifacts::BUNDLE_ROOT
+    );
     let ctr = format!(
         "{}/ctr --address {} -n k8s.io",
         paths::BIN_DIR,
@@ -86,6 +97,18 @@ pub fn teardown_master(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn 
         ),
         Box::new(
             Shell::new(
+                "leave/containerd",
+                "stop and disable containerd",
+                "systemctl disable --now containerd.service 2>/dev/null; true",
+            )
+            .unless(
+                "! systemctl is-active --quiet containerd.service && ! systemctl is-enabled --quiet containerd.service 2>/dev/null",
+                "containerd enabled or running",
+            )
+            .timeout(Duration::from_secs(120)),
+        ),
+        Box::new(
+            Shell::new(
                 "leave/kube-proxy-rules",
                 "remove kube-proxy's iptables rules",
                 format!("{}/kube-proxy --cleanup >/dev/null 2>&1 || true", paths::BIN_DIR),
@@ -108,14 +131,14 @@ pub fn teardown_master(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn 
                 "leave/files",
                 "remove the master's configuration, certificates and units",
                 format!(
-                    "rm -rf {paths} {units} && systemctl daemon-reload",
+                    "{links} -delete; rm -rf {paths} {units} && systemctl daemon-reload",
                     paths = removable.join(" "),
                     units = unit_files.join(" ")
                 ),
             )
             .unless(
                 format!(
-                    "for p in {paths} {units}; do [ ! -e \"$p\" ] || exit 1; done",
+                    "for p in {paths} {units}; do [ ! -e \"$p\" ] || exit 1; done; [ -z \"$({links} -print)\" ]",
                     paths = removable.join(" "),
                     units = unit_files.join(" ")
                 ),
@@ -138,6 +161,7 @@ mod tests {
             [
                 "leave/stop-units",
                 "leave/containers",
+                "leave/containerd",
                 "leave/kube-proxy-rules",
                 "leave/etcd-data",
                 "leave/files"
