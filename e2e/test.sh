@@ -36,8 +36,38 @@ export KUBEADM_IMAGES
 echo "== the bootstrap binary the lab scenarios run"
 cargo build --locked -p kubeseed-bootstrap
 
-echo "== cargo test"
-cargo test --workspace --locked -- --test-threads="${KUBESEED_TEST_THREADS:-2}"
+threads="${KUBESEED_TEST_THREADS:-2}"
+echo "== cargo test (all but the lab scenarios)"
+cargo test --workspace --locked --exclude kubeseed-e2e -- --test-threads="$threads"
+cargo test --locked -p kubeseed-e2e --lib --bins --test cli --test lab -- --test-threads="$threads"
+
+# The scenarios each bring up a lab of their own (own name and subnet) and
+# spend most of their time waiting on hosts, so two run at once. The
+# benchmarks pair with a scenario, never with each other: each compares
+# figures taken within its own run.
+echo "== the lab scenarios, two at a time"
+built=$(cargo test --locked -p kubeseed-e2e --no-run \
+  --test seed --test control_plane --test external_etcd --test seed_bench --test control_plane_bench 2>&1 | tee /dev/stderr)
+binary() { printf '%s\n' "$built" | sed -n "s|.*Executable tests/$1\.rs (\(.*\))|\1|p" | tail -n 1; }
+run_group() {
+  local name status=0
+  for name in "$@"; do
+    local bin
+    bin=$(binary "$name")
+    [ -n "$bin" ] || { echo "e2e/test.sh: no test binary for $name" >&2; return 1; }
+    bin=$(realpath "$bin")
+    echo "== scenario $name"
+    # cargo runs a test in its package's directory; so do we.
+    (cd e2e && "$bin" --nocapture 2>&1 | sed -u "s/^/[$name] /"; exit "${PIPESTATUS[0]}") || status=1
+  done
+  return "$status"
+}
+run_group seed control_plane seed_bench & first=$!
+run_group external_etcd control_plane_bench & second=$!
+failed=0
+wait "$first" || failed=1
+wait "$second" || failed=1
+[ "$failed" = 0 ] || { echo "e2e/test.sh: a lab scenario failed (see the [name]-prefixed lines above)" >&2; exit 1; }
 
 echo "== operator image: imported and run by a private containerd (built above by bundle.sh)"
 bash operator/image/verify.sh

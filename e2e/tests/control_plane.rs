@@ -2,14 +2,25 @@
 //! cluster (kind: whole-system, real hosts): `kubectl apply` of
 //! `ControlPlaneMember`s after `bootstrap seed`.
 //!
-//! 1. host1 seeded; host2 and host3 applied with first-seen host keys →
-//!    three voting etcd members, three Ready control-plane Nodes, each
-//!    member's host key recorded in its status;
+//! 1. host1 seeded; host2 and host3 applied with first-seen host keys, the
+//!    operator's leader SIGKILLed mid-join each time (host2: while the bundle
+//!    is staged; host3: once its etcd learner exists) → three voting etcd
+//!    members and no other, three Ready control-plane Nodes, each member's
+//!    host key recorded in its status;
 //! 2. a second object naming host2 gets `Conflict` and changes nothing;
-//! 3. with host3's etcd stopped, deleting host2 is refused (`QuorumAtRisk`)
-//!    and the object stays; once etcd is back the deletion proceeds;
-//! 4. host2 leaves: two members, its Node gone, its host clean (no units,
-//!    etcd data kept as a backup); applied again → three again.
+//! 3. the cluster's endpoint gets a VIP → every master's serving certificate
+//!    names it, the apiservers restart one at a time (never two not ready at
+//!    once, polled every 200 ms);
+//! 4. the leader's node crashes → the other replica takes the Lease and
+//!    reconciles; the node comes back;
+//! 5. with host3's etcd stopped, deleting host2 is refused (`QuorumAtRisk`)
+//!    and the object stays; once etcd is back the deletion proceeds: two
+//!    members, its Node gone, its host clean (no units, etcd data kept as a
+//!    backup); applied again → three again;
+//! 6. an etcd member added by hand is reported on the `EtcdMember`s
+//!    (`UnaccountedEtcdMember`) and left alone;
+//! 7. deleting the member whose node runs the operator's leader: the leader
+//!    hands over (evicts itself) and a replica elsewhere completes the leave.
 //!
 //! Prints the apply-to-Ready time of each join (`CONTROL_PLANE_FIGURES`).
 //!
@@ -21,140 +32,206 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::cluster::{
+    apply, condition, etcd_member_lines, etcd_members, eventually_or_dump, exists, jsonpath,
+    local_etcdctl, member_yaml, wait_ready,
+};
 use common::{Seeder, bundle_dir, eventually, kubectl_ok, lab_for};
 use kubeseed_e2e::Lab;
 
 const NAME: &str = "cptest";
 const SUBNET: &str = "10.213.12.0/24";
+/// The VIP the endpoint gets in step 3 (nothing serves it yet: the
+/// masters' own plans must not depend on it).
+const VIP: &str = "10.213.12.100";
+const OPERATOR_NS: &str = "kubeseed-system";
 
-fn member_yaml(name: &str, address: &str) -> String {
-    format!(
-        "apiVersion: kubeseed.io/v1alpha1\nkind: ControlPlaneMember\nmetadata:\n  name: {name}\nspec:\n  host:\n    address: {address}\n    sshKeySecretRef:\n      name: kubeseed-ssh\n  etcd:\n    topology: Stacked\n"
-    )
+/// The leader's Pod and the Node it runs on.
+fn leader(state: &Path) -> (String, String) {
+    let read = |args: &[&str]| {
+        let out = common::kubectl(state)
+            .args(["-n", OPERATOR_NS, "get"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let pod = read(&[
+        "lease",
+        "kubeseed-operator",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    let node = if pod.is_empty() {
+        String::new()
+    } else {
+        read(&["pod", &pod, "-o", "jsonpath={.spec.nodeName}"])
+    };
+    (pod, node)
 }
 
-fn apply(state: &Path, yaml: &str) {
-    let file = state.join("member.yaml");
-    std::fs::write(&file, yaml).unwrap();
-    kubectl_ok(state, &["apply", "-f", file.to_str().unwrap()]);
-}
-
-fn jsonpath(state: &Path, kind_name: &str, path: &str) -> String {
-    let out = common::kubectl(state)
-        .args(["get", kind_name, "-o", &format!("jsonpath={path}")])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn condition(state: &Path, kind_name: &str, type_: &str) -> (String, String) {
-    (
-        jsonpath(
-            state,
-            kind_name,
-            &format!("{{.status.conditions[?(@.type==\"{type_}\")].status}}"),
-        ),
-        jsonpath(
-            state,
-            kind_name,
-            &format!("{{.status.conditions[?(@.type==\"{type_}\")].reason}}"),
-        ),
-    )
-}
-
-/// `etcdctl member list` on `host`: (name, is learner) per member.
-fn etcd_members(lab: &Lab, host: &str) -> Vec<(String, bool)> {
+/// SIGKILLs the leader's process on its host (found by its name in /proc
+/// on that host, killed by PID): no graceful step-down, no Lease release.
+fn kill_leader(lab: &Lab, state: &Path) -> String {
+    let (pod, node) = leader(state);
+    assert!(!node.is_empty(), "no leader to kill ({pod:?})");
     let out = lab
         .exec_ok(
-            host,
-            "ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 \
-             --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt \
-             --key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w simple",
+            &node,
+            "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = kubeseed-operat ] && echo ${p#/proc/}; done; true",
         )
         .unwrap();
-    out.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').map(str::trim).collect();
-            (f[2].to_owned(), f[5] == "true")
-        })
-        .collect()
+    let pids: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(pids.len(), 1, "one operator process on {node}: {out}");
+    lab.exec_ok(&node, &format!("kill -9 {}", pids[0])).unwrap();
+    eprintln!(
+        "killed the operator leader {pod} (pid {} on {node})",
+        pids[0]
+    );
+    node
 }
 
-/// The operator's view, printed when a step does not happen in time.
-fn dump(lab: &Lab, state: &Path, what: &str) {
-    let out = |args: &[&str]| {
-        let o = common::kubectl(state).args(args).output().unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
-    eprintln!(
-        "---- {what}: members ----\n{}",
-        out(&["get", "cpm,etcdmembers,nodes,pods", "-A", "-o", "wide"])
+/// Moves leadership off `host` by deleting the leader's Pod (it releases
+/// the Lease on its way out).
+fn lead_elsewhere_than(state: &Path, host: &str) {
+    let (pod, node) = leader(state);
+    if node != host {
+        return;
+    }
+    kubectl_ok(
+        state,
+        &["-n", OPERATOR_NS, "delete", "pod", &pod, "--wait=true"],
     );
-    eprintln!(
-        "---- status ----\n{}",
-        out(&[
-            "get",
-            "cpm",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name} {.status.conditions}{\"\\n\"}{end}"
-        ])
-    );
-    eprintln!(
-        "---- operator logs ----\n{}",
-        out(&[
-            "-n",
-            "kubeseed-system",
-            "logs",
-            "-l",
-            "app.kubernetes.io/name=kubeseed",
-            "--tail=40",
-            "--prefix"
-        ])
-    );
-    eprintln!("---- etcd ----\n{:?}", etcd_members(lab, "host1"));
+    eventually("a leader elsewhere", Duration::from_secs(120), || {
+        let (p, n) = leader(state);
+        p != pod && !n.is_empty() && n != host
+    });
 }
 
-/// [`eventually`], with the operator's view printed before failing.
-fn eventually_or_dump(
-    lab: &Lab,
-    state: &Path,
-    what: &str,
-    limit: Duration,
-    mut f: impl FnMut() -> bool,
-) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        if Instant::now() > deadline {
-            dump(lab, state, what);
-            panic!("{what} did not happen in {limit:?}");
+/// Each apiserver's readiness, polled every 200 ms from the runner until
+/// stopped: the most that were not ready at the same moment, and each
+/// host's count of not-ready polls.
+struct ReadinessWatch {
+    stop: Arc<AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<Vec<(Instant, bool)>>>,
+}
+
+impl ReadinessWatch {
+    fn start(state: &Path, addresses: &[String]) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = addresses
+            .iter()
+            .map(|address| {
+                let stop = stop.clone();
+                let state = state.to_path_buf();
+                let server = format!("https://{address}:6443");
+                std::thread::spawn(move || {
+                    let mut samples = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let ok = common::kubectl(&state)
+                            .args(["--server", &server, "--request-timeout=1s"])
+                            .args(["get", "--raw", "/readyz"])
+                            .output()
+                            .is_ok_and(|o| o.status.success());
+                        samples.push((Instant::now(), ok));
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    samples
+                })
+            })
+            .collect();
+        ReadinessWatch { stop, handles }
+    }
+
+    /// (most not ready at once, not-ready polls per host)
+    fn finish(self) -> (usize, Vec<usize>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let all: Vec<Vec<(Instant, bool)>> = self
+            .handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        let down_counts = all
+            .iter()
+            .map(|s| s.iter().filter(|(_, ok)| !ok).count())
+            .collect();
+        // A host is down from a failed poll until its next good one.
+        let intervals: Vec<Vec<(Instant, Instant)>> = all
+            .iter()
+            .map(|samples| {
+                let mut out = Vec::new();
+                let mut from = None;
+                for (t, ok) in samples {
+                    match (ok, from) {
+                        (false, None) => from = Some(*t),
+                        (true, Some(f)) => {
+                            out.push((f, *t));
+                            from = None;
+                        }
+                        _ => {}
+                    }
+                }
+                if let (Some(f), Some((last, _))) = (from, samples.last()) {
+                    out.push((f, *last));
+                }
+                out
+            })
+            .collect();
+        let mut most = 0;
+        for (i, host) in intervals.iter().enumerate() {
+            for (from, to) in host {
+                let overlapping = intervals
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, other)| *j != i && other.iter().any(|(f, t)| f < to && from < t))
+                    .count();
+                most = most.max(1 + overlapping);
+            }
         }
-        std::thread::sleep(Duration::from_millis(500));
+        (most, down_counts)
     }
 }
 
 fn join(lab: &Lab, state: &Path, host: &str) -> f64 {
+    join_killing(lab, state, host, None)
+}
+
+/// Applies the member; with `kill_when`, SIGKILLs the operator's leader
+/// the first time that check holds (a step of the join on the host) and
+/// asserts it held before the member was Ready.
+fn join_killing(
+    lab: &Lab,
+    state: &Path,
+    host: &str,
+    mut kill_when: Option<(&str, &dyn Fn() -> bool)>,
+) -> f64 {
     let address = lab.host(host).unwrap().address.to_string();
     let started = Instant::now();
     apply(state, &member_yaml(host, &address));
     let kind_name = format!("controlplanemember/{host}");
-    eventually(&format!("{host} Ready"), Duration::from_secs(600), || {
-        let (ready, reason) = condition(state, &kind_name, "Ready");
-        assert!(
-            !matches!(
-                reason.as_str(),
-                "Conflict" | "PreflightFailed" | "HostKeyMismatch"
-            ),
-            "{host}: {reason}"
+    if let Some((step, check)) = kill_when.take() {
+        eventually_or_dump(
+            lab,
+            state,
+            &format!("{host}'s join reaching: {step}"),
+            Duration::from_secs(300),
+            || {
+                assert_ne!(
+                    condition(state, &kind_name, "Ready").0,
+                    "True",
+                    "{host} was Ready before the step to kill at ({step})"
+                );
+                check()
+            },
         );
-        ready == "True"
-    });
+        kill_leader(lab, state);
+        eprintln!("{host}: leader killed at: {step}");
+    }
+    wait_ready(lab, state, &kind_name, Duration::from_secs(600));
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("{host}: apply to Ready in {seconds:.1} s");
     seconds
@@ -163,18 +240,39 @@ fn join(lab: &Lab, state: &Path, host: &str) -> f64 {
 #[test]
 fn the_operator_grows_and_shrinks_the_control_plane() {
     let bundle = bundle_dir();
-    let lab = lab_for(NAME, SUBNET, 3);
+    let mut lab = lab_for(NAME, SUBNET, 3);
     let work = tempfile::tempdir().unwrap();
     let seeder = Seeder::new(&lab, &bundle, work.path());
     let state = work.path().join("cluster");
     let out = seeder.seed(&lab, "host1", &state, &[]);
     assert!(out.ok, "seed of host1 failed:\n{}", out.text);
+    let address = |host: &str| lab.host(host).unwrap().address.to_string();
+    let addresses: Vec<String> = ["host1", "host2", "host3"].map(address).to_vec();
 
-    // ---- grow: two joins ----------------------------------------------------------
-    let host2_seconds = join(&lab, &state, "host2");
-    let host3_seconds = join(&lab, &state, "host3");
+    // ---- grow: two joins, the leader killed in the middle of each -----------------
+    let staging = || {
+        lab.exec(
+            "host2",
+            "ls /var/lib/kubeseed/bundle/*/bin 2>/dev/null | grep -q .",
+        )
+        .is_ok_and(|o| o.status.success())
+    };
+    let host2_seconds = join_killing(
+        &lab,
+        &state,
+        "host2",
+        Some(("the bundle is being staged", &staging)),
+    );
+    let peer3 = format!("https://{}:2380", addresses[2]);
+    let learner = || etcd_member_lines(&lab, "host1").contains(&peer3);
+    let host3_seconds = join_killing(
+        &lab,
+        &state,
+        "host3",
+        Some(("its etcd member was added", &learner)),
+    );
     let members = etcd_members(&lab, "host1");
-    assert_eq!(members.len(), 3, "{members:?}");
+    assert_eq!(members.len(), 3, "no duplicate member: {members:?}");
     assert!(members.iter().all(|(_, learner)| !learner), "{members:?}");
     for host in ["host1", "host2", "host3"] {
         let ready = jsonpath(
@@ -199,8 +297,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     );
 
     // ---- a second object on host2's address: Conflict, nothing touched ----------
-    let address2 = lab.host("host2").unwrap().address.to_string();
-    apply(&state, &member_yaml("host2-again", &address2));
+    apply(&state, &member_yaml("host2-again", &addresses[1]));
     eventually("Conflict on host2-again", Duration::from_secs(60), || {
         condition(&state, "controlplanemember/host2-again", "Ready").1 == "Conflict"
     });
@@ -209,6 +306,159 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
         &["delete", "controlplanemember", "host2-again", "--wait=true"],
     );
     assert_eq!(etcd_members(&lab, "host1").len(), 3);
+
+    // ---- a VIP for the endpoint: new certificates, one apiserver at a time -------
+    let inputs_before: Vec<String> = ["host1", "host2", "host3"]
+        .iter()
+        .map(|h| jsonpath(&state, &format!("cpm/{h}"), "{.status.clusterInputs}"))
+        .collect();
+    assert!(
+        inputs_before.iter().all(|d| d.starts_with("sha256:")),
+        "{inputs_before:?}"
+    );
+    let watch = ReadinessWatch::start(&state, &addresses);
+    std::thread::sleep(Duration::from_secs(2));
+    let record = kubectl_ok(
+        &state,
+        &[
+            "-n",
+            OPERATOR_NS,
+            "get",
+            "configmap",
+            "kubeseed-cluster",
+            "-o",
+            "jsonpath={.data.cluster\\.json}",
+        ],
+    );
+    let mut record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    record["endpointVip"] = serde_json::json!(VIP);
+    let patch = serde_json::json!({"data": {"cluster.json": record.to_string()}});
+    kubectl_ok(
+        &state,
+        &[
+            "-n",
+            OPERATOR_NS,
+            "patch",
+            "configmap",
+            "kubeseed-cluster",
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ],
+    );
+    let roll_started = Instant::now();
+    eventually_or_dump(
+        &lab,
+        &state,
+        "every master reconfigured",
+        Duration::from_secs(600),
+        || {
+            ["host1", "host2", "host3"]
+                .iter()
+                .zip(&inputs_before)
+                .all(|(h, before)| {
+                    let now = jsonpath(&state, &format!("cpm/{h}"), "{.status.clusterInputs}");
+                    now != *before
+                        && condition(&state, &format!("cpm/{h}"), "Provisioned").0 == "True"
+                })
+        },
+    );
+    let roll_seconds = roll_started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let (most_down, down_polls) = watch.finish();
+    eprintln!(
+        "VIP roll: {roll_seconds:.1} s; most apiservers not ready at once: {most_down}; not-ready polls per host: {down_polls:?}"
+    );
+    assert!(
+        most_down <= 1,
+        "two apiservers were down at once: {down_polls:?}"
+    );
+    for host in ["host1", "host2", "host3"] {
+        let cert = lab
+            .exec_ok(host, "cat /etc/kubernetes/pki/apiserver.crt")
+            .unwrap();
+        let file = work.path().join(format!("{host}-apiserver.crt"));
+        std::fs::write(&file, cert).unwrap();
+        let sans = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let sans = String::from_utf8_lossy(&sans.stdout);
+        assert!(
+            sans.contains(&format!("IP Address:{VIP}")),
+            "{host}: {sans}"
+        );
+        let admin = lab
+            .exec_ok(host, "grep server: /etc/kubernetes/admin.conf")
+            .unwrap();
+        assert!(
+            admin.contains(VIP),
+            "{host}'s admin.conf names the VIP: {admin}"
+        );
+    }
+    assert!(
+        lab.exec("host1", "test -f /etc/kubernetes/super-admin.conf")
+            .unwrap()
+            .status
+            .success(),
+        "the seed keeps super-admin.conf"
+    );
+    for host in ["host2", "host3"] {
+        assert!(
+            !lab.exec(host, "test -e /etc/kubernetes/super-admin.conf")
+                .unwrap()
+                .status
+                .success(),
+            "{host} has no super-admin.conf"
+        );
+    }
+
+    // ---- the leader's node crashes: the other replica takes over ------------------
+    // (host1 stays up: this test's kubeconfig talks to it.)
+    lead_elsewhere_than(&state, "host1");
+    let (old_leader, lost) = leader(&state);
+    lab.crash(&lost).unwrap();
+    let crashed = Instant::now();
+    eventually_or_dump(
+        &lab,
+        &state,
+        "a new leader",
+        Duration::from_secs(120),
+        || {
+            let (pod, node) = leader(&state);
+            pod != old_leader && !node.is_empty() && node != lost
+        },
+    );
+    let takeover_seconds = crashed.elapsed().as_secs_f64();
+    eprintln!("{lost} crashed; a replica elsewhere led after {takeover_seconds:.1} s");
+    apply(&state, &member_yaml("host1-again", &addresses[0]));
+    eventually(
+        "the new leader reconciles",
+        Duration::from_secs(120),
+        || condition(&state, "controlplanemember/host1-again", "Ready").1 == "Conflict",
+    );
+    kubectl_ok(
+        &state,
+        &["delete", "controlplanemember", "host1-again", "--wait=true"],
+    );
+    lab.start(&lost).unwrap();
+    eventually_or_dump(
+        &lab,
+        &state,
+        &format!("{lost} back"),
+        Duration::from_secs(300),
+        || {
+            jsonpath(
+                &state,
+                &format!("node/{lost}"),
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            ) == "True"
+                && lab
+                    .exec(&lost, &local_etcdctl("endpoint health"))
+                    .is_ok_and(|o| o.status.success())
+        },
+    );
 
     // ---- a leave that would lose quorum is refused --------------------------------
     lab.exec_ok("host3", "systemctl stop etcd").unwrap();
@@ -228,28 +478,118 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
 
     // ---- the leave proceeds once etcd is whole again -----------------------------
     eventually_or_dump(&lab, &state, "host2 gone", Duration::from_secs(600), || {
-        !common::kubectl(&state)
-            .args(["get", "controlplanemember", "host2"])
-            .output()
-            .unwrap()
-            .status
-            .success()
+        !exists(&state, "controlplanemember/host2")
     });
     let members = etcd_members(&lab, "host1");
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(!members.iter().any(|(n, _)| n == "host2"), "{members:?}");
+    assert_node_gone_and_host_clean(&lab, &state, "host2");
+
+    // ---- and joins again ------------------------------------------------------------
+    let rejoin_seconds = join(&lab, &state, "host2");
+    assert_eq!(etcd_members(&lab, "host1").len(), 3);
+
+    // ---- an etcd member nobody accounts for: reported, left alone ------------------
+    let ghost_peer = format!("https://{}:2380", lab.free_address().unwrap());
+    let added = lab
+        .exec_ok(
+            "host1",
+            &local_etcdctl(&format!(
+                "member add ghost --learner --peer-urls={ghost_peer}"
+            )),
+        )
+        .unwrap();
+    // "Member <id> added to cluster <cluster id>"
+    let ghost_id = added
+        .split_whitespace()
+        .skip_while(|w| *w != "Member")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    eventually_or_dump(
+        &lab,
+        &state,
+        "the ghost reported",
+        Duration::from_secs(120),
+        || {
+            condition(&state, "etcdmember/host1", "EtcdMembersAccounted").1
+                == "UnaccountedEtcdMember"
+        },
+    );
+    let message = jsonpath(
+        &state,
+        "etcdmember/host3",
+        "{.status.conditions[?(@.type==\"EtcdMembersAccounted\")].message}",
+    );
+    assert!(message.contains(&ghost_peer), "{message}");
     assert!(
-        !common::kubectl(&state)
-            .args(["get", "node", "host2"])
-            .output()
-            .unwrap()
-            .status
-            .success(),
-        "Node host2 deleted"
+        etcd_member_lines(&lab, "host1").contains(&ghost_peer),
+        "the ghost is left alone"
+    );
+    lab.exec_ok(
+        "host1",
+        &local_etcdctl(&format!("member remove {ghost_id}")),
+    )
+    .unwrap();
+    eventually("accounted again", Duration::from_secs(120), || {
+        condition(&state, "etcdmember/host1", "EtcdMembersAccounted").0 == "True"
+    });
+
+    // ---- the member whose node runs the leader: the leader hands over -------------
+    lead_elsewhere_than(&state, "host1");
+    let (leader_pod, doomed) = leader(&state);
+    eprintln!("deleting {doomed}, where the leader {leader_pod} runs");
+    kubectl_ok(
+        &state,
+        &["delete", "controlplanemember", &doomed, "--wait=false"],
+    );
+    eventually_or_dump(
+        &lab,
+        &state,
+        &format!("{doomed} gone"),
+        Duration::from_secs(600),
+        || !exists(&state, &format!("controlplanemember/{}", &doomed)),
+    );
+    let (new_pod, new_node) = leader(&state);
+    assert!(
+        new_pod != leader_pod && new_node != doomed,
+        "led by {new_pod} on {new_node}"
+    );
+    let handed = kubectl_ok(
+        &state,
+        &[
+            "get",
+            "events",
+            "-A",
+            "--field-selector",
+            &format!("involvedObject.name={doomed},reason=HandingOver"),
+            "-o",
+            "name",
+        ],
+    );
+    assert!(!handed.trim().is_empty(), "the leader said it handed over");
+    assert_eq!(etcd_members(&lab, "host1").len(), 2);
+    assert_node_gone_and_host_clean(&lab, &state, &doomed);
+
+    let figures = serde_json::json!({
+        "join_seconds": {"host2": host2_seconds, "host3": host3_seconds, "host2_again": rejoin_seconds},
+        "vip_roll_seconds": roll_seconds,
+        "most_apiservers_not_ready_at_once": most_down,
+        "leader_takeover_after_crash_seconds": takeover_seconds,
+    });
+    println!("CONTROL_PLANE_FIGURES {figures}");
+    let report = lab.down().unwrap();
+    assert!(report.left.is_empty(), "lab left: {:?}", report.left);
+}
+
+fn assert_node_gone_and_host_clean(lab: &Lab, state: &Path, host: &str) {
+    assert!(
+        !exists(state, &format!("node/{}", host)),
+        "Node {host} deleted"
     );
     let leftovers = lab
         .exec_ok(
-            "host2",
+            host,
             "systemctl is-active etcd kube-apiserver kubelet 2>/dev/null; ls -d /etc/kubernetes /var/lib/etcd 2>/dev/null; ls -d /var/lib/etcd.kubeseed-removed-* ; true",
         )
         .unwrap();
@@ -259,15 +599,4 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
         leftovers.contains("/var/lib/etcd.kubeseed-removed-"),
         "backup kept: {leftovers}"
     );
-
-    // ---- and joins again ------------------------------------------------------------
-    let rejoin_seconds = join(&lab, &state, "host2");
-    assert_eq!(etcd_members(&lab, "host1").len(), 3);
-
-    let figures = serde_json::json!({
-        "join_seconds": {"host2": host2_seconds, "host3": host3_seconds, "host2_again": rejoin_seconds},
-    });
-    println!("CONTROL_PLANE_FIGURES {figures}");
-    let report = lab.down().unwrap();
-    assert!(report.left.is_empty(), "lab left: {:?}", report.left);
 }

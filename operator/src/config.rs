@@ -18,6 +18,11 @@ pub struct Config {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
+    /// The Node this replica runs on (the chart sets it from `spec.nodeName`):
+    /// a leave of that Node's member hands over to a replica elsewhere first.
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
     /// Address of the `/healthz`, `/readyz` and `/metrics` endpoints.
     #[arg(long, env = "KUBESEED_HTTP_ADDR", default_value = "0.0.0.0:8481")]
     pub http_addr: SocketAddr,

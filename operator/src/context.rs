@@ -2,6 +2,7 @@
 //! and the SSH limits every connection to a host shares.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -32,6 +33,22 @@ pub struct Context {
     pub namespace: String,
     /// Where the node's staged bundles are mounted (read-only).
     pub bundle_root: PathBuf,
+    /// Held while a provisioned master is provisioned again (a new
+    /// endpoint, VIP or etcd member list): its apiserver restarts, and only
+    /// one may be down at a time. Only the leader reconciles, so a lock in
+    /// this process is the whole cluster's.
+    pub restart_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Where this replica runs: its Pod and Node (in-cluster).
+    pub whereabouts: Whereabouts,
+}
+
+/// This replica's Pod and Node, when it runs in the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Whereabouts {
+    /// The Pod's name (in [`Context::namespace`]).
+    pub pod: Option<String>,
+    /// The Node it runs on.
+    pub node: Option<String>,
 }
 
 impl std::fmt::Debug for Context {
@@ -54,6 +71,7 @@ impl Context {
         ssh_limits: Limits,
         namespace: &str,
         bundle_root: PathBuf,
+        whereabouts: Whereabouts,
     ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
@@ -66,6 +84,8 @@ impl Context {
             ssh_limits,
             namespace: namespace.to_owned(),
             bundle_root,
+            restart_turn: Arc::default(),
+            whereabouts,
         }
     }
 }

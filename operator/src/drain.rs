@@ -107,3 +107,31 @@ pub async fn delete_node(ctx: &Context, node: &str) -> Result<()> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// Evicts this replica's own Pod (through the Eviction API, so the chart's
+/// PodDisruptionBudget keeps one replica running), for a leave of the Node
+/// it runs on: the replica stops and one on another Node takes the Lease and
+/// carries on. A refused eviction (no other replica ready) is an error the
+/// leave waits on.
+pub async fn hand_over(ctx: &Context, node: &str) -> Result<()> {
+    let Some(pod) = ctx.whereabouts.pod.as_deref() else {
+        return Ok(());
+    };
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    match pods.evict(pod, &EvictParams::default()).await {
+        Ok(_) => Err(Error::Plan {
+            reason: "HandingOver",
+            message: format!(
+                "the operator runs on Node {node}, which this leave removes: it evicted its own Pod {pod}, and a replica on another Node carries on"
+            ),
+        }),
+        Err(kube::Error::Api(e)) if e.code == 429 => Err(Error::Plan {
+            reason: "HandOverBlocked",
+            message: format!(
+                "the operator runs on Node {node}, which this leave removes, and no replica on another Node is ready to take over (eviction of {pod} refused: {}); the leave waits",
+                e.message
+            ),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}

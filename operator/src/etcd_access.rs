@@ -9,7 +9,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use kubeseed_crds::v1alpha1::conditions::{
-    ETCD_VOTING, HOST_REACHABLE, PREFLIGHT_PASSED, PROVISIONED, READY,
+    ETCD_VOTING, HOST_REACHABLE, PREFLIGHT_PASSED, PROVISIONED, READY, met,
 };
 use kubeseed_crds::v1alpha1::{ControlPlaneMember, EtcdMember, EtcdMemberSpec};
 use kubeseed_provision::cluster::url_for;
@@ -34,26 +34,51 @@ pub async fn client(ctx: &Context, material: &ClusterMaterial) -> Result<EtcdCli
         .items
         .iter()
         .filter_map(|m| {
-            let ip = m
-                .spec
-                .advertise_address
-                .as_deref()
-                .unwrap_or(&m.spec.host.address);
-            let ip = ip.parse().ok()?;
-            let port = m
-                .spec
-                .client_port
-                .and_then(|p| u16::try_from(p).ok())
-                .unwrap_or(2379);
-            Some(url_for(ip, port))
+            let ip = m.spec.advertise_address().parse().ok()?;
+            Some(url_for(ip, m.spec.client_port()))
         })
         .collect();
     if endpoints.is_empty() {
-        endpoints.push(url_for(material.record.seed.advertise_address, 2379));
+        endpoints.push(url_for(
+            material.record.seed.advertise_address,
+            kubeseed_crds::v1alpha1::ETCD_CLIENT_PORT,
+        ));
     }
     endpoints.sort();
     endpoints.dedup();
     Ok(EtcdClient::new(endpoints, tls(material)?, TIMEOUT)?)
+}
+
+/// Every `EtcdMember` whose status says Ready, as the cluster description
+/// takes them (an External master's `--etcd-servers`), by name.
+pub async fn ready_members(ctx: &Context) -> Result<Vec<kubeseed_provision::cluster::EtcdMember>> {
+    let api: Api<EtcdMember> = Api::all(ctx.client.clone());
+    let mut ready: Vec<kubeseed_provision::cluster::EtcdMember> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|m| {
+            m.metadata.deletion_timestamp.is_none()
+                && m.status.as_ref().is_some_and(|s| {
+                    s.common
+                        .conditions
+                        .iter()
+                        .any(|c| c.type_ == READY && c.status == "True")
+                })
+        })
+        .filter_map(|m| {
+            let ip = m.spec.advertise_address().parse().ok()?;
+            Some(kubeseed_provision::cluster::EtcdMember {
+                member: kubeseed_provision::cluster::Member::new(m.name_any(), ip),
+                client_port: m.spec.client_port(),
+                peer_port: m.spec.peer_port(),
+                data_dir: m.spec.data_dir().to_owned(),
+            })
+        })
+        .collect();
+    ready.sort_by(|a, b| a.member.name.cmp(&b.member.name));
+    Ok(ready)
 }
 
 /// The members that answer their status now (the voters a quorum can
@@ -147,11 +172,7 @@ pub async fn record_stacked_member(
     let members = etcd.members().await?;
     let id = find_by_peer_url(&members, peer_url).map(|m| m.id.to_string());
     let generation = applied.metadata.generation;
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let condition = |type_: &str, message: &str| {
-        json!({"type": type_, "status": "True", "reason": "Joined", "message": message,
-               "observedGeneration": generation, "lastTransitionTime": now})
-    };
+    let condition = |type_: &str, message: &str| met(type_, "Joined", message, generation);
     let status = json!({
         "phase": "Ready",
         "observedGeneration": generation,

@@ -51,14 +51,13 @@ pub async fn target(
             b.host_key.as_deref(),
             recorded.observed_bastion_host_key.as_deref(),
         )?;
-        let port = b.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(22);
         let bastion = SshTarget::new(
             b.address.clone(),
             b.user.clone().unwrap_or(user),
             auth(ctx, secret).await?,
             bastion_policy,
         )
-        .with_port(port);
+        .with_port(b.port());
         target = target.via(bastion);
     }
     Ok(target)

@@ -18,6 +18,7 @@ pub mod controllers;
 pub mod drain;
 pub mod error;
 pub mod etcd_access;
+pub mod etcd_audit;
 pub mod hosts;
 pub mod http;
 pub mod leader;

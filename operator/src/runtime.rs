@@ -59,6 +59,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         kubeseed_provision::ssh::Limits::default(),
         &config.namespace,
         config.bundle_root.clone(),
+        crate::context::Whereabouts {
+            pod: config.identity.clone(),
+            node: config.node_name.clone(),
+        },
     ));
 
     let result = if config.leader_elect {

@@ -12,7 +12,7 @@ use kubeseed_crds::v1alpha1::{
 };
 use kubeseed_provision::bundle::Versions;
 use kubeseed_provision::host::Host;
-use kubeseed_provision::plans::{ADMIN_CONF, FIELD_MANAGER, kubectl};
+use kubeseed_provision::plans::{ApiAccess, FIELD_MANAGER};
 use kubeseed_provision::ssh::ExecOptions;
 use kubeseed_provision::ssh::shell::quote;
 use kubeseed_provision::tasks::{Check, Failure, Progress, Task, reasons};
@@ -43,6 +43,13 @@ pub struct RecordMembers {
 }
 
 impl RecordMembers {
+    /// What the seed's configuration took from the cluster, as the operator
+    /// computes it (so it does not provision the seed again for nothing).
+    fn cluster_inputs(&self) -> Result<String, Failure> {
+        kubeseed_provision::plans::cluster_inputs_digest(&self.input.record.spec(), self.name())
+            .map_err(|e| Failure::new(reasons::COMMAND_FAILED, e.to_string()))
+    }
+
     /// Records the seed described by `input`.
     pub fn new(input: MembersInput) -> Self {
         RecordMembers { input }
@@ -109,7 +116,7 @@ impl RecordMembers {
     async fn get(&self, host: &dyn Host, kind: &str) -> Result<Option<Value>, Failure> {
         let cmd = format!(
             "{} get {kind} {} -o json --ignore-not-found",
-            kubectl(ADMIN_CONF),
+            ApiAccess::local_admin(self.input.record.endpoint_port).kubectl(),
             quote(self.name())
         );
         let out = host.run(&cmd).await?;
@@ -128,7 +135,7 @@ impl RecordMembers {
     async fn apply_json(&self, host: &dyn Host, doc: &Value, extra: &str) -> Result<(), Failure> {
         let cmd = format!(
             "{} {extra} --field-manager={FIELD_MANAGER}",
-            kubectl(ADMIN_CONF)
+            ApiAccess::local_admin(self.input.record.endpoint_port).kubectl()
         );
         let opts = ExecOptions {
             stdin: Some(doc.to_string().into_bytes()),
@@ -170,24 +177,13 @@ fn provisioned(obj: &Value) -> bool {
     })
 }
 
-fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-fn condition(type_: &str, message: &str, generation: i64, at: &str) -> Value {
-    json!({
-        "type": type_, "status": "True", "reason": REASON_SEEDED, "message": message,
-        "observedGeneration": generation, "lastTransitionTime": at,
-    })
+fn condition(type_: &str, message: &str, generation: i64) -> Value {
+    json!(conditions::met(
+        type_,
+        REASON_SEEDED,
+        message,
+        Some(generation)
+    ))
 }
 
 impl Task for RecordMembers {
@@ -241,7 +237,6 @@ impl Task for RecordMembers {
                 .await?
                 .ok_or_else(|| Failure::new(reasons::COMMAND_FAILED, "the EtcdMember vanished"))?;
 
-            let at = now();
             let v = &self.input.versions;
             let versions = json!({
                 "kubernetes": v.kubernetes(), "etcd": v.etcd(),
@@ -253,16 +248,17 @@ impl Task for RecordMembers {
                 "phase": "Ready",
                 "observedGeneration": gen_c,
                 "conditions": [
-                    condition(conditions::READY, "kube-apiserver, controller-manager, scheduler, kubelet and kube-proxy are healthy; the Node is Ready", gen_c, &at),
-                    condition(conditions::HOST_REACHABLE, "reached over SSH with the recorded host key", gen_c, &at),
-                    condition(conditions::PREFLIGHT_PASSED, "bootstrap seed's preflight passed", gen_c, &at),
-                    condition(conditions::PROVISIONED, seeded, gen_c, &at),
+                    condition(conditions::READY, "kube-apiserver, controller-manager, scheduler, kubelet and kube-proxy are healthy; the Node is Ready", gen_c),
+                    condition(conditions::HOST_REACHABLE, "reached over SSH with the recorded host key", gen_c),
+                    condition(conditions::PREFLIGHT_PASSED, "bootstrap seed's preflight passed", gen_c),
+                    condition(conditions::PROVISIONED, seeded, gen_c),
                 ],
                 "hostKeyFingerprint": self.input.fingerprint,
                 "observedHostKey": self.input.host_key,
                 "nodeName": self.name(),
                 "versions": versions,
                 "etcdMember": self.name(),
+                "clusterInputs": self.cluster_inputs()?,
             }});
             self.apply_json(
                 host,
@@ -278,11 +274,11 @@ impl Task for RecordMembers {
                 "phase": "Ready",
                 "observedGeneration": gen_e,
                 "conditions": [
-                    condition(conditions::READY, "the member is healthy", gen_e, &at),
-                    condition(conditions::HOST_REACHABLE, "reached over SSH with the recorded host key", gen_e, &at),
-                    condition(conditions::PREFLIGHT_PASSED, "bootstrap seed's preflight passed", gen_e, &at),
-                    condition(conditions::PROVISIONED, seeded, gen_e, &at),
-                    condition(conditions::ETCD_VOTING, "the founding member of the etcd cluster", gen_e, &at),
+                    condition(conditions::READY, "the member is healthy", gen_e),
+                    condition(conditions::HOST_REACHABLE, "reached over SSH with the recorded host key", gen_e),
+                    condition(conditions::PREFLIGHT_PASSED, "bootstrap seed's preflight passed", gen_e),
+                    condition(conditions::PROVISIONED, seeded, gen_e),
+                    condition(conditions::ETCD_VOTING, "the founding member of the etcd cluster", gen_e),
                 ],
                 "hostKeyFingerprint": self.input.fingerprint,
                 "observedHostKey": self.input.host_key,

@@ -183,6 +183,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
             initial_cluster: spec.etcd_initial_cluster()?,
             member,
             state: InitialClusterState::New,
+            extra_args: Default::default(),
         }),
         pki: pki.clone(),
         encryption: encryption.clone(),
@@ -191,7 +192,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         after_api: vec![Box::new(KubectlApply::new(
             "rbac/cluster-admins",
             "bind kubeadm:cluster-admins (with super-admin.conf, as kubeadm init does)",
-            plans::SUPER_ADMIN_CONF,
+            plans::ApiAccess::local(plans::SUPER_ADMIN_CONF, record.endpoint_port),
             profiles::CLUSTER_ADMINS_BINDING,
         ))],
         etcd_hooks: Default::default(),

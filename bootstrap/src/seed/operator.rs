@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 use kubeseed_provision::bundle::Bundle;
 use kubeseed_provision::files::HostFiles;
 use kubeseed_provision::pki::ClusterCas;
-use kubeseed_provision::plans::{ADMIN_CONF, FIELD_MANAGER, KubectlApply, bundle_dir, kubectl};
+use kubeseed_provision::plans::{ADMIN_CONF, ApiAccess, FIELD_MANAGER, KubectlApply, bundle_dir};
 use kubeseed_provision::render::EncryptionConfig;
 use kubeseed_provision::ssh::shell::quote;
 use kubeseed_provision::tasks::{Shell, Task, WaitUntil, WriteFiles};
@@ -61,6 +61,8 @@ pub fn tasks(
     members: Box<dyn Task>,
 ) -> anyhow::Result<Vec<Box<dyn Task>>> {
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
+    let api = ApiAccess::local_admin(input.record.endpoint_port);
+    let local_server = format!("https://127.0.0.1:{}", input.record.endpoint_port);
     // The operator runs with the node's network: Pod Security must allow it.
     let namespace = json!({
         "apiVersion": "v1", "kind": "Namespace",
@@ -72,7 +74,7 @@ pub fn tasks(
     tasks.push(Box::new(KubectlApply::new(
         "operator/namespace",
         format!("create namespace {NAMESPACE}"),
-        ADMIN_CONF,
+        api.clone(),
         namespace.to_string(),
     )));
 
@@ -93,7 +95,7 @@ pub fn tasks(
     tasks.push(Box::new(KubectlApply::new(
         "operator/cluster-secret",
         format!("store the CAs and encryption key in Secret {CLUSTER_SECRET}"),
-        ADMIN_CONF,
+        api.clone(),
         secret.to_string(),
     )));
     let config = json!({
@@ -110,7 +112,7 @@ pub fn tasks(
     tasks.push(Box::new(KubectlApply::new(
         "operator/cluster-config",
         format!("describe the cluster in ConfigMap {CLUSTER_SECRET}"),
-        ADMIN_CONF,
+        api.clone(),
         config.to_string(),
     )));
     if let Some(key) = input.ssh_key {
@@ -122,7 +124,7 @@ pub fn tasks(
         tasks.push(Box::new(KubectlApply::new(
             "operator/ssh-secret",
             format!("store the operator's SSH key in Secret {SSH_SECRET}"),
-            ADMIN_CONF,
+            api.clone(),
             ssh.to_string(),
         )));
     }
@@ -136,13 +138,13 @@ pub fn tasks(
             format!(
                 "{k} apply --server-side --field-manager={FIELD_MANAGER} --force-conflicts -f {crds} >/dev/null \
                  && {k} wait --for condition=established --timeout=60s -f {crds} >/dev/null",
-                k = kubectl(ADMIN_CONF)
+                k = api.kubectl()
             ),
         )
         .unless(
             format!(
                 "{k} diff --server-side --field-manager={FIELD_MANAGER} --force-conflicts -f {crds} >/dev/null",
-                k = kubectl(ADMIN_CONF)
+                k = api.kubectl()
             ),
             "CRDs missing or different",
         ),
@@ -172,9 +174,10 @@ pub fn tasks(
     ));
     let marker = format!("{HELM_DIR}/{RELEASE}.applied");
     let helm = format!(
-        "env HELM_CACHE_HOME={d}/cache HELM_CONFIG_HOME={d}/config HELM_DATA_HOME={d}/data /usr/local/bin/helm --kubeconfig {kc} --namespace {ns}",
+        "env HELM_CACHE_HOME={d}/cache HELM_CONFIG_HOME={d}/config HELM_DATA_HOME={d}/data /usr/local/bin/helm --kubeconfig {kc} --kube-apiserver {server} --namespace {ns}",
         d = HELM_DIR,
         kc = ADMIN_CONF,
+        server = local_server,
         ns = NAMESPACE
     );
     tasks.push(Box::new(
@@ -202,7 +205,7 @@ pub fn tasks(
         "wait for an operator Pod to be Ready",
         format!(
             "{} -n {NAMESPACE} get pods -l app.kubernetes.io/name=kubeseed -o jsonpath='{{range .items[*]}}{{.status.conditions[?(@.type==\"Ready\")].status}}{{\"\\n\"}}{{end}}' | grep -qx True",
-            kubectl(ADMIN_CONF)
+            api.kubectl()
         ),
         Duration::from_secs(240),
     )));

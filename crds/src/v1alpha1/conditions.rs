@@ -17,6 +17,11 @@ pub const VIP_HELD: &str = "VipHeld";
 /// until the kind's controller logic has landed: no silent success.
 pub const IMPLEMENTED: &str = "Implemented";
 
+/// For an etcd member: every member etcd lists is accounted for by an object.
+pub const ETCD_MEMBERS_ACCOUNTED: &str = "EtcdMembersAccounted";
+
+/// Reason: etcd lists a member that no `EtcdMember` (or joining master) accounts for.
+pub const REASON_UNACCOUNTED_ETCD_MEMBER: &str = "UnaccountedEtcdMember";
 /// Reason: this version of the operator cannot provision this kind yet.
 pub const REASON_NOT_IMPLEMENTED: &str = "NotImplemented";
 /// Reason: the host presented an SSH host key other than the pinned or recorded one.
@@ -25,3 +30,24 @@ pub const REASON_HOST_KEY_MISMATCH: &str = "HostKeyMismatch";
 pub const REASON_SSH_KEY_SECRET_INVALID: &str = "SshKeySecretInvalid";
 /// Reason: removing this member would cost the etcd cluster its quorum.
 pub const REASON_QUORUM_AT_RISK: &str = "QuorumAtRisk";
+
+/// A condition that holds, stamped now: what a writer records when it sets a
+/// whole status at once (the seed recording its members, a master recording
+/// the `EtcdMember` it owns).
+pub fn met(
+    type_: &str,
+    reason: &str,
+    message: impl Into<String>,
+    observed_generation: Option<i64>,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        type_: type_.to_owned(),
+        status: "True".to_owned(),
+        reason: reason.to_owned(),
+        message: message.into(),
+        observed_generation,
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ),
+    }
+}

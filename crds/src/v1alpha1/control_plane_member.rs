@@ -7,8 +7,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::etcd_member::{ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT};
 use super::formats;
-use super::host::HostSpec;
+use super::host::{HostSpec, port_or};
 use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 
 /// A Kubernetes master provisioned over SSH: kube-apiserver, kube-controller-manager,
@@ -207,6 +208,14 @@ pub struct ControlPlaneMemberStatus {
     /// Name of the `EtcdMember` this master owns, with the Stacked topology.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd_member: Option<String>,
+
+    /// Digest of what the master's configuration takes from the cluster (the
+    /// endpoint, its VIP and names, the etcd members its apiserver uses) when it
+    /// was last provisioned. When the cluster's differ, the operator provisions
+    /// the master again, one master at a time: new serving certificates, and
+    /// one apiserver restarted after another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_inputs: Option<String>,
 }
 
 impl ControlPlaneMemberSpec {
@@ -215,5 +224,22 @@ impl ControlPlaneMemberSpec {
         self.advertise_address
             .as_deref()
             .unwrap_or(&self.host.address)
+    }
+}
+
+impl EtcdPlacement {
+    /// The stacked member's client port, defaulted.
+    pub fn client_port(&self) -> u16 {
+        port_or(self.client_port, ETCD_CLIENT_PORT)
+    }
+
+    /// The stacked member's peer port, defaulted.
+    pub fn peer_port(&self) -> u16 {
+        port_or(self.peer_port, ETCD_PEER_PORT)
+    }
+
+    /// The stacked member's data directory, defaulted.
+    pub fn data_dir(&self) -> &str {
+        self.data_dir.as_deref().unwrap_or(ETCD_DATA_DIR)
     }
 }

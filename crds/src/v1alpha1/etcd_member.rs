@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::formats;
-use super::host::HostSpec;
+use super::host::{HostSpec, port_or};
 use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 
 /// One etcd member provisioned over SSH. It joins as a learner and is promoted
@@ -135,6 +135,13 @@ pub struct EtcdMemberStatus {
     pub versions: Option<ComponentVersions>,
 }
 
+/// etcd's client port when none is given.
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+/// etcd's peer port when none is given.
+pub const ETCD_PEER_PORT: u16 = 2380;
+/// etcd's data directory when none is given.
+pub const ETCD_DATA_DIR: &str = "/var/lib/etcd";
+
 impl EtcdMemberSpec {
     /// The address etcd advertises, defaulted to the SSH address.
     pub fn advertise_address(&self) -> &str {
@@ -145,20 +152,16 @@ impl EtcdMemberSpec {
 
     /// The client port, defaulted.
     pub fn client_port(&self) -> u16 {
-        self.client_port
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(2379)
+        port_or(self.client_port, ETCD_CLIENT_PORT)
     }
 
     /// The peer port, defaulted.
     pub fn peer_port(&self) -> u16 {
-        self.peer_port
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(2380)
+        port_or(self.peer_port, ETCD_PEER_PORT)
     }
 
     /// The data directory, defaulted.
     pub fn data_dir(&self) -> &str {
-        self.data_dir.as_deref().unwrap_or("/var/lib/etcd")
+        self.data_dir.as_deref().unwrap_or(ETCD_DATA_DIR)
     }
 }

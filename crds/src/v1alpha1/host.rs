@@ -94,14 +94,46 @@ pub struct SecretRef {
     pub namespace: Option<String>,
 }
 
+/// The SSH port when none is given.
+const SSH_PORT: u16 = 22;
+
+/// A port field's value, or `default` when unset (the schema keeps set
+/// values within 1..=65535).
+pub(crate) fn port_or(port: Option<i32>, default: u16) -> u16 {
+    port.and_then(|p| u16::try_from(p).ok()).unwrap_or(default)
+}
+
 impl HostSpec {
+    /// A host reached as root on port 22 with the key in Secret `secret`
+    /// (in the operator's namespace), its host key seen on first contact.
+    pub fn new(address: impl Into<String>, secret: impl Into<String>) -> Self {
+        HostSpec {
+            address: address.into(),
+            port: None,
+            user: None,
+            ssh_key_secret_ref: SecretRef {
+                name: secret.into(),
+                namespace: None,
+            },
+            host_key: None,
+            bastion: None,
+        }
+    }
+
     /// The SSH port, defaulted.
     pub fn port(&self) -> u16 {
-        self.port.and_then(|p| u16::try_from(p).ok()).unwrap_or(22)
+        port_or(self.port, SSH_PORT)
     }
 
     /// The SSH user, defaulted.
     pub fn user(&self) -> &str {
         self.user.as_deref().unwrap_or("root")
+    }
+}
+
+impl Bastion {
+    /// The bastion's SSH port, defaulted.
+    pub fn port(&self) -> u16 {
+        port_or(self.port, SSH_PORT)
     }
 }

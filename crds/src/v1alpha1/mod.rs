@@ -22,7 +22,9 @@ pub use control_plane_member::{
     ApiServerSpec, ComponentSpec, ControlPlaneMember, ControlPlaneMemberSpec,
     ControlPlaneMemberStatus, EtcdPlacement, EtcdTopology,
 };
-pub use etcd_member::{EtcdMember, EtcdMemberSpec, EtcdMemberStatus};
+pub use etcd_member::{
+    ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT, EtcdMember, EtcdMemberSpec, EtcdMemberStatus,
+};
 pub use host::{Bastion, HostSpec, SecretRef};
 pub use host_object::HostObject;
 pub use status::{CommonStatus, ComponentVersions, ObservedHostKey, Phase};

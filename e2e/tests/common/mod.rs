@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod cluster;
+
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -71,6 +73,14 @@ pub fn lab_for(name: &str, subnet: &str, hosts: usize) -> Lab {
         subnet: subnet.parse().unwrap(),
     };
     Lab::up(config).unwrap()
+}
+
+/// Where a benchmark writes its JSON: `target/bench/` of the build that
+/// made this test (created if missing).
+pub fn bench_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// What a `bootstrap` run printed, and whether it succeeded.

@@ -12,31 +12,32 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
-use kubeseed_crds::v1alpha1::conditions::{
-    HOST_REACHABLE, PREFLIGHT_PASSED, PROVISIONED, READY, REASON_NOT_IMPLEMENTED,
-    REASON_QUORUM_AT_RISK,
-};
+use kubeseed_crds::v1alpha1::conditions::{PROVISIONED, READY};
 use kubeseed_crds::v1alpha1::{
-    ControlPlaneMember, ControlPlaneMemberSpec, EtcdTopology, ObservedHostKey, Phase,
+    ControlPlaneMember, ControlPlaneMemberSpec, EtcdMember, EtcdTopology, ObservedHostKey, Phase,
 };
 use kubeseed_provision::cluster::{EtcdMember as EtcdPlacementSpec, Member as ClusterMember};
 use kubeseed_provision::plans::{
     self, AddLearner, ComponentSettings, ControlPlaneInput, EtcdHooks, EtcdPlan, MasterOrdinal,
     PromoteLearner,
 };
-use kubeseed_provision::preflight::{self, ClusterIdentity, Expectations};
+use kubeseed_provision::preflight::Expectations;
 use kubeseed_provision::render::InitialClusterState;
 
 use super::status::StatusBook;
-use super::{Member, RESYNC, StopSignal, provisioned_for, publish};
-use crate::cluster::ClusterMaterial;
+use super::steps::plan_error;
+use super::{Member, RESYNC, StopSignal, provisioned_for, publish, steps};
+use crate::cluster::{CLUSTER_OBJECT, ClusterMaterial};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::{etcd_access, hosts, run_plan};
@@ -61,6 +62,33 @@ impl Member for ControlPlaneMember {
         ctx: Arc<Context>,
     ) -> futures::future::BoxFuture<'static, Result<Action>> {
         Box::pin(async move { leave(obj, ctx).await })
+    }
+
+    /// Every master looks again when the cluster's record changes (a new
+    /// endpoint or VIP goes into every serving certificate) or an etcd
+    /// member comes or goes (External masters' `--etcd-servers`).
+    fn watch_related(controller: Controller<Self>, ctx: &Context) -> Controller<Self> {
+        fn everyone<T>(
+            store: Store<ControlPlaneMember>,
+        ) -> impl Fn(T) -> Vec<ObjectRef<ControlPlaneMember>> {
+            move |_| {
+                store
+                    .state()
+                    .iter()
+                    .map(|o| ObjectRef::from_obj(o.as_ref()))
+                    .collect()
+            }
+        }
+        let store = controller.store();
+        let records: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        let etcd_members: Api<EtcdMember> = Api::all(ctx.client.clone());
+        controller
+            .watches(
+                records,
+                watcher::Config::default().fields(&format!("metadata.name={CLUSTER_OBJECT}")),
+                everyone(store.clone()),
+            )
+            .watches(etcd_members, watcher::Config::default(), everyone(store))
     }
 }
 
@@ -96,9 +124,6 @@ pub fn conflict(obj: &ControlPlaneMember, all: &[ControlPlaneMember]) -> Option<
 
 async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action> {
     let name = obj.name_any();
-    if provisioned_for(obj.conditions(), obj.meta().generation) {
-        return Ok(Action::requeue(RESYNC));
-    }
     let api: Api<ControlPlaneMember> = Api::all(ctx.client.clone());
     let mut book = StatusBook::new(&api, obj.as_ref(), &name);
 
@@ -110,23 +135,6 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
         book.write().await?;
         publish(&ctx, obj.as_ref(), EventType::Warning, "Conflict", why).await;
         return Ok(Action::requeue(REFUSED_RETRY));
-    }
-    if obj.spec.etcd.topology == EtcdTopology::External {
-        let why =
-            "joining a master with the External etcd topology is not implemented yet: use Stacked"
-                .to_owned();
-        book.phase(Phase::Failed)
-            .set(READY, false, REASON_NOT_IMPLEMENTED, why.clone());
-        book.write().await?;
-        publish(
-            &ctx,
-            obj.as_ref(),
-            EventType::Warning,
-            REASON_NOT_IMPLEMENTED,
-            why,
-        )
-        .await;
-        return Ok(Action::requeue(RESYNC));
     }
     let advertise: IpAddr = match obj.spec.advertise_address().parse() {
         Ok(ip) => ip,
@@ -162,119 +170,134 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
         return Ok(Action::requeue(REFUSED_RETRY));
     }
 
+    // ---- what the master is made of; done already? ------------------------
+    let etcd_member = EtcdPlacementSpec {
+        member: ClusterMember::new(name.clone(), advertise),
+        client_port: obj.spec.etcd.client_port(),
+        peer_port: obj.spec.etcd.peer_port(),
+        data_dir: obj.spec.etcd.data_dir().to_owned(),
+    };
+    // Each stacked apiserver talks to its own etcd member, as kubeadm's do;
+    // an External one to every Ready EtcdMember (kept in step: a change to
+    // that list changes the cluster inputs below). Its certificate names its
+    // own addresses: a join restarts nothing on the other masters.
+    let stacked = obj.spec.etcd.topology == EtcdTopology::Stacked;
+    let etcd_servers = if stacked {
+        vec![etcd_member.clone()]
+    } else {
+        let ready = etcd_access::ready_members(&ctx).await?;
+        if ready.is_empty() {
+            let why = "the External topology needs at least one Ready EtcdMember: apply EtcdMembers first; nothing was done to the host".to_owned();
+            book.phase(Phase::Failed)
+                .set(READY, false, "NoEtcdMembers", why.clone());
+            book.write().await?;
+            publish(&ctx, obj.as_ref(), EventType::Warning, "NoEtcdMembers", why).await;
+            return Ok(Action::requeue(REFUSED_RETRY));
+        }
+        ready
+    };
+    let mut spec = material.record.spec_with(
+        vec![ClusterMember::new(name.clone(), advertise)],
+        etcd_servers,
+    );
+    let api_server = obj.spec.api_server.clone().unwrap_or_default();
+    spec.extra_sans = api_server.extra_sans.clone();
+    spec.check().map_err(plan_error)?;
+    let inputs = plans::cluster_inputs_digest(&spec, &name).map_err(plan_error)?;
+    let recorded_inputs = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.cluster_inputs.as_deref());
+    let provisioned = provisioned_for(obj.conditions(), obj.meta().generation);
+    if provisioned && recorded_inputs == Some(inputs.as_str()) {
+        return Ok(Action::requeue(RESYNC));
+    }
+    // A master provisioned before restarts its apiserver when its plan runs
+    // again (a new endpoint, VIP or spec): one master at a time.
+    // (A failed re-run leaves Provisioned False; the recorded inputs stay.)
+    let joined_before = recorded_inputs.is_some()
+        || obj
+            .conditions()
+            .iter()
+            .any(|c| c.type_ == PROVISIONED && c.status == "True");
+    let _turn = if joined_before {
+        let turn = ctx.restart_turn.clone().lock_owned().await;
+        book.set(
+            PROVISIONED,
+            false,
+            "Reconfiguring",
+            "the cluster's endpoint, VIP or etcd members, or this object's spec, changed: provisioning the master again (new certificates, then its apiserver restarted; one master at a time)",
+        );
+        book.write().await?;
+        publish(
+            &ctx,
+            obj.as_ref(),
+            EventType::Normal,
+            "Reconfiguring",
+            "provisioning the master again; its apiserver restarts once".to_owned(),
+        )
+        .await;
+        Some(turn)
+    } else {
+        None
+    };
+
     // ---- reach the host; record its key before any command -----------------
     let recorded: ObservedHostKey = obj
         .status
         .as_ref()
         .map(|s| s.host_key.clone())
         .unwrap_or_default();
-    let (session, keys) = match hosts::connect(&ctx, &obj.spec.host, &recorded).await {
-        Ok(connected) => connected,
-        Err(e) => {
-            book.set(HOST_REACHABLE, false, e.event_reason(), e.to_string())
-                .set(
-                    READY,
-                    false,
-                    e.event_reason(),
-                    "the host cannot be reached; nothing was changed on it",
-                );
-            book.write().await?;
-            return Err(e);
-        }
-    };
-    if let Some(record) = hosts::to_record(&keys, &recorded) {
-        for (k, v) in serde_json::to_value(&record)
-            .map_err(Error::Serialize)?
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            book.field(k, v.clone());
-        }
-    }
-    book.set(
-        HOST_REACHABLE,
-        true,
-        "Reachable",
-        format!(
-            "SSH as {} to {}; host key {}",
-            session.user(),
-            session.host(),
-            keys.host.key.fingerprint()
-        ),
-    );
-    book.write().await?;
+    let session = steps::reach(&ctx, &mut book, &obj.spec.host, &recorded).await?;
 
     // ---- preflight -----------------------------------------------------------
-    let facts = preflight::gather(&session).await.map_err(|e| Error::Plan {
-        reason: "PreflightFailed",
-        message: e.to_string(),
-    })?;
-    let mut expectations = Expectations::control_plane().in_cluster(ClusterIdentity {
-        cluster_id: material.record.id.clone(),
-        ca_fingerprint: Some(preflight::certificate_fingerprint(
-            material.cas.cluster.cert_pem().as_bytes(),
-        )),
-        etcd_ca_fingerprint: Some(preflight::certificate_fingerprint(
-            material.cas.etcd.cert_pem().as_bytes(),
-        )),
-    });
-    expectations.advertise_address = Some(advertise);
-    let report = preflight::evaluate(&facts, &expectations);
-    let Some(profile) = facts.host_profile().filter(|_| report.is_ok()) else {
-        let why = format!(
-            "{}; nothing was changed on the host\n{}",
-            report.summary(),
-            report.table()
-        );
-        book.phase(Phase::Failed)
-            .set(PREFLIGHT_PASSED, false, "Failed", why.clone())
-            .set(READY, false, "PreflightFailed", report.summary());
-        book.write().await?;
-        publish(
-            &ctx,
-            obj.as_ref(),
-            EventType::Warning,
-            "PreflightFailed",
-            report.summary(),
-        )
-        .await;
+    let expectations = match obj.spec.etcd.topology {
+        EtcdTopology::Stacked => Expectations::control_plane(),
+        EtcdTopology::External => Expectations::control_plane_without_etcd(),
+    };
+    let Some(profile) = steps::preflight(
+        &ctx,
+        &mut book,
+        obj.as_ref(),
+        &session,
+        expectations,
+        &material,
+        advertise,
+    )
+    .await?
+    else {
         return Ok(Action::requeue(REFUSED_RETRY));
     };
-    book.set(PREFLIGHT_PASSED, true, "Passed", report.summary());
-    book.write().await?;
 
     // ---- compose the plan ------------------------------------------------------
     let bundle = crate::bundle::open(&ctx, &material).await?;
-    let etcd_member = EtcdPlacementSpec {
-        member: ClusterMember::new(name.clone(), advertise),
-        client_port: port(obj.spec.etcd.client_port, 2379),
-        peer_port: port(obj.spec.etcd.peer_port, 2380),
-        data_dir: obj
-            .spec
-            .etcd
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| kubeseed_provision::cluster::ETCD_DATA_DIR.to_owned()),
-    };
     let peer_url = etcd_member.peer_url().map_err(plan_error)?;
     let etcd = Arc::new(etcd_access::client(&ctx, &material).await?);
-    let members = etcd.members().await?;
-    let initial_cluster =
-        plans::initial_cluster_for(&members, &name, &peer_url).map_err(|f| Error::Plan {
-            reason: f.reason,
-            message: f.message,
-        })?;
-    // Each stacked apiserver talks to its own etcd member, as kubeadm's do,
-    // and its certificate names its own addresses: a join restarts nothing
-    // on the other masters.
-    let mut spec = material.record.spec_with(
-        vec![ClusterMember::new(name.clone(), advertise)],
-        vec![etcd_member.clone()],
-    );
-    let api_server = obj.spec.api_server.clone().unwrap_or_default();
-    spec.extra_sans = api_server.extra_sans.clone();
-    spec.check().map_err(plan_error)?;
+    let (etcd_plan, etcd_hooks) = if stacked {
+        let members = etcd.members().await?;
+        let initial_cluster =
+            plans::initial_cluster_for(&members, &name, &peer_url).map_err(|f| Error::Plan {
+                reason: f.reason,
+                message: f.message,
+            })?;
+        let plan = EtcdPlan {
+            member: etcd_member,
+            initial_cluster,
+            state: InitialClusterState::Existing,
+            extra_args: Default::default(),
+        };
+        let hooks = EtcdHooks {
+            before_start: vec![Box::new(AddLearner::new(etcd.clone(), &name, &peer_url))],
+            after_healthy: vec![Box::new(PromoteLearner::new(
+                etcd.clone(),
+                &peer_url,
+                CATCH_UP,
+            ))],
+        };
+        (Some(plan), hooks)
+    } else {
+        (None, EtcdHooks::default())
+    };
     let node = master_node(&obj.spec, &name, advertise, profile);
     let components = ComponentSettings {
         api_server: api_server.extra_args,
@@ -291,7 +314,13 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
             .map(|c| c.extra_args)
             .unwrap_or_default(),
     };
-    let pki = plans::master_pki(&session, &material.cas, &spec, &name, MasterOrdinal::Joined)
+    // The seed keeps its super-admin.conf when its plan runs again.
+    let ordinal = if name == material.record.seed.node_name {
+        MasterOrdinal::First
+    } else {
+        MasterOrdinal::Joined
+    };
+    let pki = plans::master_pki(&session, &material.cas, &spec, &name, ordinal)
         .await
         .map_err(|e| Error::Plan {
             reason: e.reason(),
@@ -300,24 +329,13 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
     let tasks = plans::control_plane(ControlPlaneInput {
         spec: &spec,
         node: &node,
-        etcd: Some(EtcdPlan {
-            member: etcd_member,
-            initial_cluster,
-            state: InitialClusterState::Existing,
-        }),
+        etcd: etcd_plan,
         pki,
         encryption: material.encryption.clone(),
         bundle,
         cluster_id: material.record.id.clone(),
         after_api: Vec::new(),
-        etcd_hooks: EtcdHooks {
-            before_start: vec![Box::new(AddLearner::new(etcd.clone(), &name, &peer_url))],
-            after_healthy: vec![Box::new(PromoteLearner::new(
-                etcd.clone(),
-                &peer_url,
-                CATCH_UP,
-            ))],
-        },
+        etcd_hooks,
         components,
     })
     .map_err(plan_error)?;
@@ -344,19 +362,20 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
         book.write().await?;
         return Err(Error::Task(e));
     }
-    crate::etcd_access::record_stacked_member(&ctx, obj.as_ref(), &etcd, &peer_url, &material)
-        .await?;
+    if stacked {
+        etcd_access::record_stacked_member(&ctx, obj.as_ref(), &etcd, &peer_url, &material).await?;
+    }
     let versions = json!({
         "kubernetes": material.record.kubernetes_version,
         "etcd": material.record.etcd_version,
     });
+    let (reason, done) = if joined_before {
+        ("Reconfigured", format!("{name} provisioned again"))
+    } else {
+        ("Joined", format!("{name} joined the control plane"))
+    };
     book.phase(Phase::Ready)
-        .set(
-            PROVISIONED,
-            true,
-            "Joined",
-            format!("{name} joined the control plane"),
-        )
+        .set(PROVISIONED, true, reason, done.clone())
         .set(
             READY,
             true,
@@ -364,18 +383,12 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
             "etcd voting, kube-apiserver ready, Node Ready",
         )
         .field("nodeName", json!(name))
-        .field("etcdMember", json!(name))
+        .field("etcdMember", json!(stacked.then_some(&name)))
+        .field("clusterInputs", json!(inputs))
         .field("versions", versions);
     book.write().await?;
-    info!("joined the control plane");
-    publish(
-        &ctx,
-        obj.as_ref(),
-        EventType::Normal,
-        "Joined",
-        format!("{name} joined the control plane"),
-    )
-    .await;
+    info!(reason, "control-plane member provisioned");
+    publish(&ctx, obj.as_ref(), EventType::Normal, reason, done).await;
     Ok(Action::requeue(RESYNC))
 }
 
@@ -429,57 +442,26 @@ fn master_node(
     node
 }
 
-/// Whether the operator ever touched the host: a recorded host key means
-/// it connected, and only a connection can have changed anything.
-fn touched(obj: &ControlPlaneMember) -> bool {
-    obj.status.as_ref().is_some_and(|s| {
-        s.host_key.observed_host_key.is_some() || s.host_key.host_key_fingerprint.is_some()
-    }) || obj.conditions().iter().any(|c| c.type_ == PROVISIONED)
-}
-
 /// The leave, in the order that never costs the cluster its quorum or a
 /// Pod its disruption budget: refuse when etcd would lose quorum; cordon and
 /// drain the Node; move etcd leadership away; remove the etcd member; stop
 /// and clean the host (its etcd data kept as a backup); delete the Node.
 async fn leave(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action> {
     let name = obj.name_any();
-    if !touched(&obj) {
-        publish(
-            &ctx,
-            obj.as_ref(),
-            EventType::Normal,
-            "Released",
-            "nothing was done on the host".to_owned(),
-        )
-        .await;
-        return Ok(Action::await_change());
+    let recorded = obj.status.as_ref().map(|s| &s.host_key);
+    if let Some(done) = steps::release_if_untouched(&ctx, obj.as_ref(), recorded).await {
+        return Ok(done);
     }
     let api: Api<ControlPlaneMember> = Api::all(ctx.client.clone());
     let mut book = StatusBook::new(&api, obj.as_ref(), &name);
     let material = ClusterMaterial::load(&ctx).await?;
     let advertise: IpAddr = obj.spec.advertise_address().parse().map_err(plan_error)?;
-    let peer_url =
-        kubeseed_provision::cluster::url_for(advertise, port(obj.spec.etcd.peer_port, 2380));
+    let peer_url = kubeseed_provision::cluster::url_for(advertise, obj.spec.etcd.peer_port());
     let etcd = etcd_access::client(&ctx, &material).await?;
     let members = etcd.members().await?;
     let member = kubeseed_provision::etcd::find_by_peer_url(&members, &peer_url).cloned();
     if let Some(m) = &member {
-        let healthy = etcd_access::healthy_members(&etcd, &members).await;
-        if let Err(refused) =
-            kubeseed_provision::etcd::quorum_after_removal(&members, m.id, &healthy)
-        {
-            let why = format!("{refused}; the object stays until that changes");
-            book.phase(Phase::Deleting)
-                .set(READY, false, REASON_QUORUM_AT_RISK, why.clone());
-            book.write().await?;
-            // An error, not an Action: the finalizer helper releases the
-            // object whenever cleanup returns Ok. The reconcile's error path
-            // publishes the Warning event and retries.
-            return Err(Error::Plan {
-                reason: REASON_QUORUM_AT_RISK,
-                message: why,
-            });
-        }
+        steps::refuse_if_quorum_at_risk(&mut book, &etcd, &members, m).await?;
     }
     book.phase(Phase::Deleting).set(
         READY,
@@ -490,30 +472,14 @@ async fn leave(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action
     book.write().await?;
 
     crate::drain::cordon(&ctx, &name).await?;
+    if ctx.whereabouts.node.as_deref() == Some(name.as_str()) {
+        // Never tear down the host this process runs on: the Node is
+        // cordoned, so the replacement Pod lands elsewhere.
+        crate::drain::hand_over(&ctx, &name).await?;
+    }
     crate::drain::drain(&ctx, &name, DRAIN_TIMEOUT).await?;
     if let Some(m) = &member {
-        if m.is_voter() {
-            let leader = etcd.leader_status().await?;
-            if leader.member_id == m.id {
-                let to = members
-                    .iter()
-                    .find(|o| o.id != m.id && o.is_voter() && o.is_started())
-                    .map(|o| o.id);
-                if let Some(to) = to {
-                    etcd.move_leader(to).await?;
-                    info!(from = %m.id, to = %to, "etcd leadership moved");
-                }
-            }
-        }
-        etcd.remove(m.id).await?;
-        publish(
-            &ctx,
-            obj.as_ref(),
-            EventType::Normal,
-            "EtcdMemberRemoved",
-            format!("etcd member {} removed", m.id),
-        )
-        .await;
+        steps::remove_from_etcd(&ctx, obj.as_ref(), &etcd, &members, m).await?;
     }
 
     let (session, _) = hosts::connect(
@@ -525,16 +491,8 @@ async fn leave(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action
             .unwrap_or_default(),
     )
     .await?;
-    let data_dir = obj
-        .spec
-        .etcd
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| kubeseed_provision::cluster::ETCD_DATA_DIR.to_owned());
-    let suffix = k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
-        .to_string();
-    let tasks = plans::teardown_master(&data_dir, &suffix);
+    let data_dir = obj.spec.etcd.data_dir();
+    let tasks = plans::teardown_master(data_dir, &steps::backup_suffix());
     run_plan::run(&ctx, obj.as_ref(), &session, None, &tasks).await?;
     crate::drain::delete_node(&ctx, &name).await?;
     info!("left the control plane");
@@ -549,39 +507,18 @@ async fn leave(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action
     Ok(Action::await_change())
 }
 
-fn port(p: Option<i32>, default: u16) -> u16 {
-    p.and_then(|p| u16::try_from(p).ok()).unwrap_or(default)
-}
-
-fn plan_error(e: impl std::fmt::Display) -> Error {
-    Error::Plan {
-        reason: "PlanInvalid",
-        message: e.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
-    use kubeseed_crds::v1alpha1::{ControlPlaneMemberSpec, HostSpec, SecretRef};
+    use kubeseed_crds::v1alpha1::{ControlPlaneMemberSpec, HostSpec};
 
     fn cpm(name: &str, address: &str, advertise: Option<&str>, created: i64) -> ControlPlaneMember {
         let mut o = ControlPlaneMember::new(
             name,
             ControlPlaneMemberSpec {
-                host: HostSpec {
-                    address: address.into(),
-                    port: None,
-                    user: None,
-                    ssh_key_secret_ref: SecretRef {
-                        name: "k".into(),
-                        namespace: None,
-                    },
-                    host_key: None,
-                    bastion: None,
-                },
+                host: HostSpec::new(address, "k"),
                 advertise_address: advertise.map(str::to_owned),
                 etcd: Default::default(),
                 kubernetes_version: None,

@@ -12,6 +12,7 @@ pub mod control_plane_member;
 pub mod etcd_member;
 pub mod not_implemented;
 pub mod status;
+pub mod steps;
 pub mod worker_node;
 
 use std::fmt::Debug;
@@ -81,6 +82,11 @@ pub trait Member:
     fn cleanup(obj: Arc<Self>, ctx: Arc<Context>) -> BoxFuture<'static, Result<Action>> {
         Box::pin(async move { cleanup_not_implemented(obj, &ctx).await })
     }
+    /// Other objects whose changes concern objects of this kind (the
+    /// cluster's record, other members); none by default.
+    fn watch_related(controller: Controller<Self>, _ctx: &Context) -> Controller<Self> {
+        controller
+    }
 }
 
 /// A future that completes when the controllers must stop.
@@ -91,7 +97,8 @@ pub async fn run<K: Member>(ctx: Arc<Context>, stop: StopSignal) {
     let api: Api<K> = Api::all(ctx.client.clone());
     let kind = K::kind(&()).to_string();
     info!(kind = %kind, "controller starting");
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    K::watch_related(controller, &ctx)
         .graceful_shutdown_on(stop)
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|r| {
@@ -280,7 +287,8 @@ pub async fn run_all(ctx: Arc<Context>, stop: StopSignal) {
         control_plane_member::run(ctx.clone(), stop.clone()),
         etcd_member::run(ctx.clone(), stop.clone()),
         api_load_balancer::run(ctx.clone(), stop.clone()),
-        worker_node::run(ctx, stop),
+        worker_node::run(ctx.clone(), stop.clone()),
+        crate::etcd_audit::run(ctx, stop),
     );
 }
 

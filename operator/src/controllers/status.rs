@@ -31,6 +31,19 @@ impl<'a, K: Member> StatusBook<'a, K> {
     /// Starts from what `obj`'s status says now.
     pub fn new(api: &'a Api<K>, obj: &K, name: &str) -> Self {
         let existing = obj.conditions().to_vec();
+        // Every write is a server-side apply of the whole status by one
+        // field manager: a field left out would be removed. What earlier
+        // reconciles recorded (the first-seen host key above all) is carried
+        // over unless this one sets it anew.
+        let mut extra = serde_json::Map::new();
+        if let Ok(Value::Object(mut whole)) = serde_json::to_value(obj)
+            && let Some(Value::Object(status)) = whole.remove("status")
+        {
+            extra = status;
+            for own in ["phase", "conditions", "observedGeneration"] {
+                extra.remove(own);
+            }
+        }
         StatusBook {
             api,
             name: name.to_owned(),
@@ -38,7 +51,7 @@ impl<'a, K: Member> StatusBook<'a, K> {
             existing,
             desired: BTreeMap::new(),
             phase: Phase::Provisioning,
-            extra: serde_json::Map::new(),
+            extra,
         }
     }
 

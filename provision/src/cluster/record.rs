@@ -36,6 +36,13 @@ pub struct ClusterRecord {
     pub cluster_domain: String,
     /// The API endpoint clients use.
     pub endpoint_port: u16,
+    /// The balancer's VIP clients use, once there is one. Every master's
+    /// serving certificate names it, and `admin.conf` points at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_vip: Option<IpAddr>,
+    /// DNS names of the endpoint (the first is what kubeconfigs name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint_dns_names: Vec<String>,
     /// The seed host.
     pub seed: SeedRecord,
 }
@@ -84,7 +91,8 @@ impl ClusterRecord {
             etcd,
             endpoint: ApiEndpoint {
                 port: self.endpoint_port,
-                ..ApiEndpoint::default()
+                vip: self.endpoint_vip,
+                dns_names: self.endpoint_dns_names.clone(),
             },
             extra_sans: Vec::new(),
             key_algorithm: KeyAlgorithm::default(),
@@ -104,6 +112,8 @@ impl ClusterRecord {
             node_cidr_mask: 24,
             cluster_domain: "cluster.local".into(),
             endpoint_port: 6443,
+            endpoint_vip: None,
+            endpoint_dns_names: Vec::new(),
             seed,
         }
     }
@@ -113,4 +123,53 @@ fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plans::cluster_inputs_digest;
+
+    fn record() -> ClusterRecord {
+        ClusterRecord::new(
+            "lab",
+            SeedRecord {
+                address: "10.0.0.11".into(),
+                port: 22,
+                user: "root".into(),
+                node_name: "host1".into(),
+                advertise_address: "10.0.0.11".parse().unwrap(),
+            },
+        )
+    }
+
+    #[test]
+    fn the_seed_and_the_operator_see_the_same_cluster_inputs() {
+        // The seed records the digest from its spec; the operator composes
+        // the seed's member from its objects. Equal, or the operator would
+        // provision the seed again for nothing.
+        let r = record();
+        let seed = cluster_inputs_digest(&r.spec(), "host1").unwrap();
+        let operator = r.spec_with(
+            vec![Member::new("host1", r.seed.advertise_address)],
+            vec![EtcdMember::new("host1", r.seed.advertise_address)],
+        );
+        assert_eq!(seed, cluster_inputs_digest(&operator, "host1").unwrap());
+    }
+
+    #[test]
+    fn a_vip_or_endpoint_name_changes_the_cluster_inputs() {
+        let mut r = record();
+        let before = cluster_inputs_digest(&r.spec(), "host1").unwrap();
+        r.endpoint_vip = Some("10.0.0.100".parse().unwrap());
+        let with_vip = cluster_inputs_digest(&r.spec(), "host1").unwrap();
+        assert_ne!(before, with_vip);
+        r.endpoint_dns_names = vec!["api.lab.example".into()];
+        assert_ne!(with_vip, cluster_inputs_digest(&r.spec(), "host1").unwrap());
+        // An older cluster.json, without the fields, still reads.
+        let mut json = serde_json::to_value(record()).unwrap();
+        json.as_object_mut().unwrap().remove("endpointVip");
+        let back: ClusterRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.endpoint_vip, None);
+    }
 }

@@ -11,6 +11,7 @@ use super::inspect::CertificateInfo;
 use super::kubeconfig::{self, Credentials, KubeconfigSpec};
 use super::leaf::{IssuedCert, LeafSpec};
 use super::profiles;
+use super::san::{SubjectAltName, push_unique};
 use super::token::BootstrapToken;
 use crate::cluster::{ClusterSpec, Member};
 use crate::files::HostFiles;
@@ -129,26 +130,32 @@ impl ClusterCas {
     /// etcd member `name`'s files: the etcd CA, its server and peer pairs
     /// and the health-check client.
     pub fn etcd_member_files(&self, spec: &ClusterSpec, name: &str) -> Result<HostFiles> {
+        self.etcd_member_files_with(spec, name, &[])
+    }
+
+    /// [`Self::etcd_member_files`], with `extra_sans` (an `EtcdMember`'s
+    /// `extraSANs`) in its server and peer certificates.
+    pub fn etcd_member_files_with(
+        &self,
+        spec: &ClusterSpec,
+        name: &str,
+        extra_sans: &[SubjectAltName],
+    ) -> Result<HostFiles> {
         let member = &spec.etcd_member(name)?.member;
         let (alg, validity) = (spec.key_algorithm, &spec.validity);
+        let mut server = profiles::etcd_server(&member.name, &member.addresses);
+        let mut peer = profiles::etcd_peer(&member.name, &member.addresses);
+        for san in extra_sans {
+            push_unique(&mut server.sans, san.clone());
+            push_unique(&mut peer.sans, san.clone());
+        }
         let mut files = HostFiles::default();
         files.insert_public(pki("etcd/ca.crt"), self.etcd.cert_pem());
         files.insert_pair(
             &pki("etcd/server"),
-            self.etcd.issue(
-                &profiles::etcd_server(&member.name, &member.addresses),
-                alg,
-                validity,
-            )?,
+            self.etcd.issue(&server, alg, validity)?,
         );
-        files.insert_pair(
-            &pki("etcd/peer"),
-            self.etcd.issue(
-                &profiles::etcd_peer(&member.name, &member.addresses),
-                alg,
-                validity,
-            )?,
-        );
+        files.insert_pair(&pki("etcd/peer"), self.etcd.issue(&peer, alg, validity)?);
         files.insert_pair(
             &pki("etcd/healthcheck-client"),
             self.etcd

@@ -12,7 +12,7 @@ use crate::ssh::shell::quote;
 use crate::ssh::{ExecOptions, FileSpec};
 use crate::tasks::{Check, Failure, Progress, Task, reasons};
 
-use super::kubectl::{ADMIN_CONF, kubectl};
+use super::kubectl::ApiAccess;
 
 /// How long kube-controller-manager may take to give a Node its range.
 const POD_CIDR_WAIT: Duration = Duration::from_secs(120);
@@ -21,19 +21,20 @@ const POD_CIDR_WAIT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 pub struct CniFromNode {
     node: String,
+    api: ApiAccess,
 }
 
 impl CniFromNode {
-    /// For Node `node`.
-    pub fn new(node: String) -> Self {
-        CniFromNode { node }
+    /// For Node `node`, read through `api`.
+    pub fn new(node: String, api: ApiAccess) -> Self {
+        CniFromNode { node, api }
     }
 
     /// The Node's pod range, once assigned.
     async fn pod_cidr(&self, host: &dyn Host) -> Result<Option<Cidr>, Failure> {
         let cmd = format!(
             "{} get node {} -o jsonpath='{{.spec.podCIDR}}'",
-            kubectl(ADMIN_CONF),
+            self.api.kubectl(),
             quote(&self.node)
         );
         let out = host.run(&cmd).await?;

@@ -24,7 +24,7 @@ use crate::tasks::{EnsureDirs, Shell, SystemdService, Task, WaitUntil, WriteFile
 
 use super::artifacts::{ImportImage, LinkInto, StageArtifacts, StagedArtifact, bundle_dir};
 use super::cni::CniFromNode;
-use super::kubectl::{ADMIN_CONF, kubectl};
+use super::kubectl::{ApiAccess, kubectl};
 
 /// Where a host records which cluster it belongs to; preflight reads it to
 /// tell a re-run on this cluster's host from a host of another cluster.
@@ -57,8 +57,23 @@ pub struct BundleOnHost {
 }
 
 impl BundleOnHost {
+    /// The same bundle with only the artifacts at `rels` (a host that needs
+    /// a few programs is not sent all of them); no images.
+    pub fn only(&self, rels: &[&str]) -> BundleOnHost {
+        BundleOnHost {
+            artifacts: self
+                .artifacts
+                .iter()
+                .filter(|a| rels.contains(&a.rel.as_str()))
+                .cloned()
+                .collect(),
+            images: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// Symlinks from the install locations into the staged bundle.
-    fn links(&self) -> Vec<(String, String)> {
+    pub(crate) fn links(&self) -> Vec<(String, String)> {
         let dir = bundle_dir(&self.key);
         self.artifacts
             .iter()
@@ -135,6 +150,8 @@ pub struct EtcdPlan {
     pub initial_cluster: String,
     /// Founding or joining.
     pub state: InitialClusterState,
+    /// Extra etcd flags (an `EtcdMember`'s `extraArgs`).
+    pub extra_args: ExtraArgs,
 }
 
 fn pki_path(rel: &str) -> String {
@@ -247,53 +264,7 @@ pub fn control_plane(input: ControlPlaneInput<'_>) -> Result<Vec<Box<dyn Task>>,
 
     // ---- etcd --------------------------------------------------------------
     if let Some(plan) = &etcd {
-        let files = EtcdInput {
-            member: &plan.member,
-            initial_cluster: plan.initial_cluster.clone(),
-            initial_cluster_state: plan.state,
-            extra_args: Default::default(),
-        }
-        .render()?;
-        let inputs = pki.filter(|p| p.starts_with(pki_path("etcd")));
-        tasks.push(Box::new(EnsureDirs::new(
-            "etcd/data-dir",
-            vec![(plan.member.data_dir.clone(), 0o700)],
-        )));
-        tasks.push(Box::new(WriteFiles::new(
-            "etcd/files",
-            "configure etcd",
-            files.clone(),
-        )));
-        tasks.extend(etcd_hooks.before_start);
-        tasks.push(Box::new(SystemdService::new(
-            "etcd/service",
-            "etcd.service",
-            service_digest(&files, &inputs),
-        )));
-        if plan.state == InitialClusterState::Existing {
-            // A joining member starts as a learner, and a learner fails
-            // `endpoint health` (it serves no linearizable reads) until it is
-            // promoted: first wait for it to answer at all.
-            tasks.push(Box::new(
-                WaitUntil::new(
-                    "etcd/started",
-                    "wait for the new etcd member to answer",
-                    etcd_ctl(plan.member.client_port, "endpoint status"),
-                    Duration::from_secs(120),
-                )
-                .unit("etcd.service"),
-            ));
-        }
-        tasks.extend(etcd_hooks.after_healthy);
-        tasks.push(Box::new(
-            WaitUntil::new(
-                "etcd/health",
-                "wait for etcd to be healthy",
-                etcd_ctl(plan.member.client_port, "endpoint health"),
-                Duration::from_secs(120),
-            )
-            .unit("etcd.service"),
-        ));
+        tasks.extend(etcd_tasks(plan, &pki, etcd_hooks)?);
     }
 
     // ---- kube-apiserver -----------------------------------------------------
@@ -409,6 +380,81 @@ pub fn control_plane(input: ControlPlaneInput<'_>) -> Result<Vec<Box<dyn Task>>,
     Ok(tasks)
 }
 
+/// An etcd member's tasks: its data directory, configuration, unit and the
+/// waits until it answers and is healthy, with `hooks` around its start.
+/// A master's plan (stacked) and a standalone member's share them.
+pub(crate) fn etcd_tasks(
+    plan: &EtcdPlan,
+    pki: &HostFiles,
+    hooks: EtcdHooks,
+) -> Result<Vec<Box<dyn Task>>, RenderError> {
+    let mut tasks: Vec<Box<dyn Task>> = Vec::new();
+    let files = EtcdInput {
+        member: &plan.member,
+        initial_cluster: plan.initial_cluster.clone(),
+        initial_cluster_state: plan.state,
+        extra_args: plan.extra_args.clone(),
+    }
+    .render()?;
+    let inputs = pki.filter(|p| p.starts_with(pki_path("etcd")));
+    tasks.push(Box::new(EnsureDirs::new(
+        "etcd/data-dir",
+        vec![(plan.member.data_dir.clone(), 0o700)],
+    )));
+    tasks.push(Box::new(WriteFiles::new(
+        "etcd/files",
+        "configure etcd",
+        files.clone(),
+    )));
+    // `--initial-cluster*` are read only when the data directory is
+    // empty, and every later plan (another member joining, a re-issued
+    // certificate) renders them differently: they are left out of the
+    // digest that decides a restart.
+    let every_start = EtcdInput {
+        member: &plan.member,
+        initial_cluster: plan
+            .initial_cluster
+            .split(',')
+            .filter(|e| e.split_once('=').map(|(n, _)| n) == Some(&plan.member.member.name))
+            .collect::<Vec<_>>()
+            .join(","),
+        initial_cluster_state: InitialClusterState::Existing,
+        extra_args: plan.extra_args.clone(),
+    }
+    .render()?;
+    tasks.extend(hooks.before_start);
+    tasks.push(Box::new(SystemdService::new(
+        "etcd/service",
+        "etcd.service",
+        service_digest(&every_start, &inputs),
+    )));
+    if plan.state == InitialClusterState::Existing {
+        // A joining member starts as a learner, and a learner fails
+        // `endpoint health` (it serves no linearizable reads) until it is
+        // promoted: first wait for it to answer at all.
+        tasks.push(Box::new(
+            WaitUntil::new(
+                "etcd/started",
+                "wait for the new etcd member to answer",
+                etcd_ctl(plan.member.client_port, "endpoint status"),
+                Duration::from_secs(120),
+            )
+            .unit("etcd.service"),
+        ));
+    }
+    tasks.extend(hooks.after_healthy);
+    tasks.push(Box::new(
+        WaitUntil::new(
+            "etcd/health",
+            "wait for etcd to be healthy",
+            etcd_ctl(plan.member.client_port, "endpoint health"),
+            Duration::from_secs(120),
+        )
+        .unit("etcd.service"),
+    ));
+    Ok(tasks)
+}
+
 /// The kubelet, the node's labels, its CNI configuration, kube-proxy, and
 /// the wait for the Node to be Ready. Masters and workers share them.
 pub fn node_tasks(
@@ -418,6 +464,7 @@ pub fn node_tasks(
     credentials: KubeletCredentials,
 ) -> Result<Vec<Box<dyn Task>>, RenderError> {
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
+    let api = ApiAccess::local_admin(spec.endpoint.port);
     let kubelet = KubeletInput {
         spec,
         node,
@@ -440,7 +487,7 @@ pub fn node_tasks(
         "kubelet.service",
         service_digest(&kubelet, &kubelet_inputs),
     )));
-    let get_node = format!("{} get node {}", kubectl(ADMIN_CONF), quote(&node.name));
+    let get_node = format!("{} get node {}", api.kubectl(), quote(&node.name));
     tasks.push(Box::new(
         WaitUntil::new(
             "kubelet/registered",
@@ -461,7 +508,7 @@ pub fn node_tasks(
         let selector: Vec<String> = api_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let check = format!(
             "{} get nodes --selector {} --field-selector {} -o name | grep -q .",
-            kubectl(ADMIN_CONF),
+            api.kubectl(),
             quote(&selector.join(",")),
             quote(&format!("metadata.name={}", node.name))
         );
@@ -471,7 +518,7 @@ pub fn node_tasks(
                 "label the Node (labels a kubelet may not set itself)",
                 format!(
                     "{} label node {} --overwrite {}",
-                    kubectl(ADMIN_CONF),
+                    api.kubectl(),
                     quote(&node.name),
                     pairs.join(" ")
                 ),
@@ -479,7 +526,7 @@ pub fn node_tasks(
             .unless(check, "labels missing"),
         ));
     }
-    tasks.push(Box::new(CniFromNode::new(node.name.clone())));
+    tasks.push(Box::new(CniFromNode::new(node.name.clone(), api.clone())));
     let proxy = KubeProxyInput { spec, node }.render()?;
     let proxy_inputs = pki_subset(pki, &[paths::KUBE_PROXY_CONF]);
     tasks.push(Box::new(WriteFiles::new(

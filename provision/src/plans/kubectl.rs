@@ -26,12 +26,54 @@ pub fn kubectl(kubeconfig: &str) -> String {
     format!("/usr/local/bin/kubectl --kubeconfig {}", quote(kubeconfig))
 }
 
+/// How a plan's commands on a host reach the cluster's API: a kubeconfig,
+/// and the server to use instead of the one it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiAccess {
+    kubeconfig: String,
+    server: Option<String>,
+}
+
+impl ApiAccess {
+    /// `admin.conf` through this master's own kube-apiserver on `port`. Its
+    /// server is the cluster's endpoint (a VIP or name once there is a
+    /// balancer), and a master's plan must not depend on the balancer: it
+    /// runs while the endpoint is being moved, and on the masters behind it.
+    pub fn local_admin(port: u16) -> Self {
+        Self::local(ADMIN_CONF, port)
+    }
+
+    /// Kubeconfig `path` through this master's own kube-apiserver on `port`.
+    pub fn local(path: impl Into<String>, port: u16) -> Self {
+        ApiAccess {
+            kubeconfig: path.into(),
+            server: Some(format!("https://127.0.0.1:{port}")),
+        }
+    }
+
+    /// A kubeconfig on the host, used as it is.
+    pub fn kubeconfig(path: impl Into<String>) -> Self {
+        ApiAccess {
+            kubeconfig: path.into(),
+            server: None,
+        }
+    }
+
+    /// The `kubectl ...` command-line prefix.
+    pub fn kubectl(&self) -> String {
+        match &self.server {
+            Some(server) => format!("{} --server {}", kubectl(&self.kubeconfig), quote(server)),
+            None => kubectl(&self.kubeconfig),
+        }
+    }
+}
+
 /// Server-side apply of a manifest (YAML or JSON, one or more objects).
 #[derive(Clone)]
 pub struct KubectlApply {
     id: String,
     describe: String,
-    kubeconfig: String,
+    access: ApiAccess,
     manifest: String,
 }
 
@@ -40,24 +82,24 @@ impl std::fmt::Debug for KubectlApply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubectlApply")
             .field("id", &self.id)
-            .field("kubeconfig", &self.kubeconfig)
+            .field("access", &self.access)
             .field("manifest_bytes", &self.manifest.len())
             .finish()
     }
 }
 
 impl KubectlApply {
-    /// Applies `manifest` with the credentials of `kubeconfig` (a path on the host).
+    /// Applies `manifest` through `access`.
     pub fn new(
         id: impl Into<String>,
         describe: impl Into<String>,
-        kubeconfig: impl Into<String>,
+        access: ApiAccess,
         manifest: impl Into<String>,
     ) -> Self {
         KubectlApply {
             id: id.into(),
             describe: describe.into(),
-            kubeconfig: kubeconfig.into(),
+            access,
             manifest: manifest.into(),
         }
     }
@@ -85,7 +127,7 @@ impl Task for KubectlApply {
             // (such as a kind the API does not know yet): apply will say why.
             let cmd = format!(
                 "{} diff --server-side --field-manager={FIELD_MANAGER} --force-conflicts -f - >/dev/null",
-                kubectl(&self.kubeconfig)
+                self.access.kubectl()
             );
             let out = host.exec(&cmd, self.with_stdin()).await?;
             Ok(match out.status {
@@ -107,7 +149,7 @@ impl Task for KubectlApply {
         Box::pin(async move {
             let cmd = format!(
                 "{} apply --server-side --field-manager={FIELD_MANAGER} --force-conflicts -f -",
-                kubectl(&self.kubeconfig)
+                self.access.kubectl()
             );
             host.run_with(&cmd, self.with_stdin()).await?;
             Ok(())
@@ -124,7 +166,12 @@ mod tests {
     async fn no_difference_means_nothing_to_apply() {
         let host = FakeHost::new("h:22");
         host.on(" diff ", output(0, ""));
-        let t = KubectlApply::new("x", "apply x", ADMIN_CONF, "kind: Namespace");
+        let t = KubectlApply::new(
+            "x",
+            "apply x",
+            ApiAccess::local_admin(6443),
+            "kind: Namespace",
+        );
         assert_eq!(t.check(&host).await.unwrap(), Check::UpToDate);
         let host = FakeHost::new("h:22");
         host.on(" diff ", output(1, ""));
@@ -133,7 +180,12 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug_output() {
-        let t = KubectlApply::new("x", "apply x", ADMIN_CONF, "data: {ca.key: SECRET}");
+        let t = KubectlApply::new(
+            "x",
+            "apply x",
+            ApiAccess::local_admin(6443),
+            "data: {ca.key: SECRET}",
+        );
         assert!(!format!("{t:?}").contains("SECRET"));
     }
 }

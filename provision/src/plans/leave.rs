@@ -40,43 +40,66 @@ const MASTER_PATHS: [&str; 8] = [
     "/etc/systemd/system/containerd.service",
 ];
 
+/// The units a standalone etcd member runs.
+pub const ETCD_UNITS: [&str; 1] = ["etcd.service"];
+
+/// What a standalone etcd member leaves behind, removed by [`teardown_etcd`].
+const ETCD_PATHS: [&str; 3] = ["/etc/kubernetes", CLUSTER_ID_FILE, "/var/lib/kubeseed"];
+
 /// The tasks, in order. `etcd_data_dir` is the member's data directory
 /// (moved aside, not deleted); `backup_suffix` tells backups apart (a UTC
 /// timestamp such as `20261202T101500Z`).
 pub fn teardown_master(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn Task>> {
-    let units = MASTER_UNITS.join(" ");
-    let unit_files: Vec<String> = MASTER_UNITS
-        .iter()
-        .map(|u| quote(&paths::unit_path(u.trim_end_matches(".service"))))
-        .collect();
-    let data = quote(etcd_data_dir);
-    let backup = quote(&format!("{etcd_data_dir}.kubeseed-removed-{backup_suffix}"));
-    let removable: Vec<String> = MASTER_PATHS.iter().map(|p| quote(p)).collect();
-    // The programs were installed as links into the staged bundle.
-    let links = format!(
-        "find {} {} -maxdepth 1 -lname '{}/*'",
-        paths::BIN_DIR,
-        paths::CNI_BIN_DIR,
-        super::artifacts::BUNDLE_ROOT
-    );
+    let mut tasks = vec![stop_units("master", &MASTER_UNITS)];
+    tasks.extend(stop_node());
+    tasks.extend(clean_up(
+        "master",
+        &MASTER_UNITS,
+        &MASTER_PATHS,
+        etcd_data_dir,
+        backup_suffix,
+    ));
+    tasks
+}
+
+/// A standalone etcd member's host, once the member is out of etcd: the
+/// unit stopped, the data kept as a backup, kubeseed's files removed.
+pub fn teardown_etcd(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn Task>> {
+    let mut tasks = vec![stop_units("etcd member", &ETCD_UNITS)];
+    tasks.extend(clean_up(
+        "etcd member",
+        &ETCD_UNITS,
+        &ETCD_PATHS,
+        etcd_data_dir,
+        backup_suffix,
+    ));
+    tasks
+}
+
+fn stop_units(role: &str, units: &[&str]) -> Box<dyn Task> {
+    let units = units.join(" ");
+    Box::new(
+        Shell::new(
+            "leave/stop-units",
+            format!("stop and disable the {role}'s units"),
+            format!("systemctl disable --now {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; true"),
+        )
+        .unless(
+            format!("! systemctl is-active --quiet {units} && ! systemctl is-enabled --quiet {units} 2>/dev/null"),
+            "units still enabled or running",
+        )
+        .timeout(Duration::from_secs(120)),
+    )
+}
+
+/// The node's runtime: the Pods' containers, containerd, kube-proxy's rules.
+fn stop_node() -> Vec<Box<dyn Task>> {
     let ctr = format!(
         "{}/ctr --address {} -n k8s.io",
         paths::BIN_DIR,
         paths::CONTAINERD_SOCKET
     );
     vec![
-        Box::new(
-            Shell::new(
-                "leave/stop-units",
-                "stop and disable the master's units",
-                format!("systemctl disable --now {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; true"),
-            )
-            .unless(
-                format!("! systemctl is-active --quiet {units} && ! systemctl is-enabled --quiet {units} 2>/dev/null"),
-                "units still enabled or running",
-            )
-            .timeout(Duration::from_secs(120)),
-        ),
         // containerd's shims outlive the kubelet: the Pods' containers keep
         // running (and holding ports) until they are killed.
         Box::new(
@@ -118,6 +141,32 @@ pub fn teardown_master(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn 
                 "kube-proxy rules present",
             ),
         ),
+    ]
+}
+
+/// The etcd data moved aside, and kubeseed's files, units and links removed.
+fn clean_up(
+    role: &str,
+    units: &[&str],
+    removable: &[&str],
+    etcd_data_dir: &str,
+    backup_suffix: &str,
+) -> Vec<Box<dyn Task>> {
+    let unit_files: Vec<String> = units
+        .iter()
+        .map(|u| quote(&paths::unit_path(u.trim_end_matches(".service"))))
+        .collect();
+    let data = quote(etcd_data_dir);
+    let backup = quote(&format!("{etcd_data_dir}.kubeseed-removed-{backup_suffix}"));
+    let removable: Vec<String> = removable.iter().map(|p| quote(p)).collect();
+    // The programs were installed as links into the staged bundle.
+    let links = format!(
+        "find {} {} -maxdepth 1 -lname '{}/*' 2>/dev/null",
+        paths::BIN_DIR,
+        paths::CNI_BIN_DIR,
+        super::artifacts::BUNDLE_ROOT
+    );
+    vec![
         Box::new(
             Shell::new(
                 "leave/etcd-data",
@@ -129,7 +178,7 @@ pub fn teardown_master(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn 
         Box::new(
             Shell::new(
                 "leave/files",
-                "remove the master's configuration, certificates and units",
+                format!("remove the {role}'s configuration, certificates and units"),
                 format!(
                     "{links} -delete; rm -rf {paths} {units} && systemctl daemon-reload",
                     paths = removable.join(" "),

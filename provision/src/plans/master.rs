@@ -133,6 +133,29 @@ pub async fn master_pki(
     }
     fresh.extend(cas.csr_signer_files());
     fresh.extend(cas.kube_proxy_files(spec, &spec.local_server_url(member)?)?);
+    keep_what_is_right(host, cas, fresh).await
+}
+
+/// A standalone etcd member's certificates (with its `extraSANs`), keeping
+/// the host's where they are still right, as [`master_pki`] does.
+pub async fn etcd_member_pki(
+    host: &dyn Host,
+    cas: &ClusterCas,
+    spec: &ClusterSpec,
+    name: &str,
+    extra_sans: &[crate::pki::SubjectAltName],
+) -> Result<HostFiles, ComposeError> {
+    let fresh = cas.etcd_member_files_with(spec, name, extra_sans)?;
+    keep_what_is_right(host, cas, fresh).await
+}
+
+/// `fresh` with the host's copies kept where still right (so a re-run
+/// restarts nothing).
+async fn keep_what_is_right(
+    host: &dyn Host,
+    cas: &ClusterCas,
+    fresh: HostFiles,
+) -> Result<HostFiles, ComposeError> {
     let paths: Vec<PathBuf> = fresh.iter().map(|(p, _)| p.to_path_buf()).collect();
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let existing = read_text_files(host, &refs)
@@ -143,6 +166,34 @@ pub async fn master_pki(
         &fresh,
         &existing,
         time::OffsetDateTime::now_utc(),
+    ))
+}
+
+/// What a master's configuration takes from the cluster rather than from
+/// its own object: the names its serving certificate carries (the
+/// endpoint's VIP and names among them), the endpoint its kubeconfigs name,
+/// and the etcd members its apiserver talks to. Recorded in the member's
+/// status when its plan ran; when it changes, the plan runs again (the
+/// operator does that one master at a time), re-issuing what changed.
+pub fn cluster_inputs_digest(
+    spec: &ClusterSpec,
+    node: &str,
+) -> Result<String, crate::pki::PkiError> {
+    use sha2::{Digest, Sha256};
+    let sans: Vec<String> = spec
+        .apiserver_sans(node)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let text = format!(
+        "sans={}\nserver={}\netcd={}\n",
+        sans.join(","),
+        spec.server_url()?,
+        spec.etcd_servers()?
+    );
+    Ok(format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(text.as_bytes()))
     ))
 }
 

@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod cni;
 pub mod control_plane;
 pub mod etcd_join;
+pub mod etcd_node;
 pub mod kubectl;
 pub mod leave;
 pub mod master;
@@ -22,6 +23,10 @@ pub use control_plane::{
     EtcdPlan, control_plane, node_tasks,
 };
 pub use etcd_join::{AddLearner, PromoteLearner, initial_cluster_for};
-pub use kubectl::{ADMIN_CONF, FIELD_MANAGER, KubectlApply, SUPER_ADMIN_CONF, kubectl};
-pub use leave::{MASTER_UNITS, teardown_master};
-pub use master::{ComposeError, MasterOrdinal, bundle_on_host, master_node, master_pki};
+pub use etcd_node::{ETCD_PROGRAMS, EtcdNodeInput, etcd_node};
+pub use kubectl::{ADMIN_CONF, ApiAccess, FIELD_MANAGER, KubectlApply, SUPER_ADMIN_CONF, kubectl};
+pub use leave::{ETCD_UNITS, MASTER_UNITS, teardown_etcd, teardown_master};
+pub use master::{
+    ComposeError, MasterOrdinal, bundle_on_host, cluster_inputs_digest, etcd_member_pki,
+    master_node, master_pki,
+};

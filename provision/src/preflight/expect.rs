@@ -122,6 +122,16 @@ impl Expectations {
         }
     }
 
+    /// A master of the External topology: the control-plane ports but
+    /// etcd's, which its own host does not serve.
+    pub fn control_plane_without_etcd() -> Self {
+        let mut expectations = Self::control_plane();
+        expectations
+            .ports
+            .retain(|p| *p != ETCD_CLIENT_PORT && *p != ETCD_PEER_PORT);
+        expectations
+    }
+
     /// A worker: the kubelet's port, 1 CPU, no memory minimum.
     pub fn worker() -> Self {
         Expectations {
