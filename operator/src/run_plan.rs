@@ -8,7 +8,7 @@ use kubeseed_provision::ssh::Session;
 use kubeseed_provision::tasks::{Event, Outcome, Report, Runner, Task, TaskError};
 
 use crate::context::Context;
-use crate::controllers::{Member, publish};
+use crate::controllers::{Member, publish_for};
 
 /// Runs `tasks` on `session`, recording progress in the host's journal
 /// `journal` when given (a leave keeps none: it removes the directory).
@@ -43,11 +43,12 @@ pub async fn run<K: Member>(
                     outcome: Outcome::Changed,
                     elapsed,
                 } => {
-                    publish(
+                    publish_for(
                         ctx,
                         obj,
                         EventType::Normal,
                         "TaskChanged",
+                        &id,
                         format!("{id} ({:.1} s)", elapsed.as_secs_f64()),
                     )
                     .await;
@@ -58,11 +59,12 @@ pub async fn run<K: Member>(
                     message,
                     ..
                 } => {
-                    publish(
+                    publish_for(
                         ctx,
                         obj,
                         EventType::Warning,
                         reason,
+                        &id,
                         format!("{id}: {message}"),
                     )
                     .await;

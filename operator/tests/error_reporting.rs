@@ -17,7 +17,7 @@ use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, ListParams, PostParams};
-use kubeseed_crds::v1alpha1::EtcdMember;
+use kubeseed_crds::v1alpha1::WorkerNode;
 use kubeseed_operator::controllers::FINALIZER;
 use kubeseed_testenv::controlplane::ControlPlane;
 use serde_json::json;
@@ -51,8 +51,8 @@ async fn refused_status_write_raises_a_warning_event_and_counts_the_error() {
     let review: SubjectAccessReview = serde_json::from_value(json!({"spec": {
         "user": format!("system:serviceaccount:{NS}:kubeseed"),
         "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{NS}"), "system:authenticated"],
-        "resourceAttributes": {"group": "kubeseed.io", "resource": "etcdmembers",
-            "subresource": "status", "verb": "patch", "name": "etcd-err"}}}))
+        "resourceAttributes": {"group": "kubeseed.io", "resource": "workernodes",
+            "subresource": "status", "verb": "patch", "name": "worker-err"}}}))
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while reviews
@@ -71,12 +71,12 @@ async fn refused_status_write_raises_a_warning_event_and_counts_the_error() {
     let mut op = Operator::start_with("op-err", &kubeconfig, dir.path(), &["--leader-elect=false"]);
     op.wait_ready().await;
 
-    let members: Api<EtcdMember> = Api::all(admin.clone());
+    let members: Api<WorkerNode> = Api::all(admin.clone());
     members
         .create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"apiVersion": "kubeseed.io/v1alpha1", "kind": "EtcdMember",
-                "metadata": {"name": "etcd-err"},
+            &serde_json::from_value(json!({"apiVersion": "kubeseed.io/v1alpha1", "kind": "WorkerNode",
+                "metadata": {"name": "worker-err"},
                 "spec": {"host": {"address": "10.213.0.51", "sshKeySecretRef": {"name": "kubeseed-ssh"}}}}))
             .unwrap(),
         )
@@ -92,13 +92,13 @@ async fn refused_status_write_raises_a_warning_event_and_counts_the_error() {
             .unwrap()
             .items
             .into_iter()
-            .find(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("etcd-err"));
+            .find(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("worker-err"));
         if let Some(e) = found {
             break e;
         }
         assert!(
             Instant::now() < deadline,
-            "no event for etcd-err:\n{}",
+            "no event for worker-err:\n{}",
             op.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -116,11 +116,11 @@ async fn refused_status_write_raises_a_warning_event_and_counts_the_error() {
 
     let metrics = op.metrics().await;
     assert!(
-        metrics.contains("kubeseed_reconcile_errors_total{kind=\"EtcdMember\",error=\"kube_api\"}"),
+        metrics.contains("kubeseed_reconcile_errors_total{kind=\"WorkerNode\",error=\"kube_api\"}"),
         "{metrics}"
     );
     // The finalizer went on before the status write failed: cleanup stays owed.
-    let m = members.get("etcd-err").await.unwrap();
+    let m = members.get("worker-err").await.unwrap();
     assert!(
         m.metadata
             .finalizers
@@ -131,7 +131,7 @@ async fn refused_status_write_raises_a_warning_event_and_counts_the_error() {
     let log = op.log();
     assert!(
         log.lines().any(|l| l.contains("reconcile failed")
-            && l.contains("\"name\":\"etcd-err\"")
+            && l.contains("\"name\":\"worker-err\"")
             && l.contains("\"host\":\"10.213.0.51\"")),
         "{log}"
     );

@@ -254,11 +254,29 @@ pub(crate) async fn publish<K: Member>(
     reason: &str,
     note: String,
 ) {
+    publish_for(ctx, obj, type_, reason, "Reconcile", note).await;
+}
+
+/// [`publish`] with its own `action` (a task's id): the recorder folds
+/// Events of one object into a series by type, reason and action, keeping
+/// the first note, so each task's Event needs its own action to be seen.
+pub(crate) async fn publish_for<K: Member>(
+    ctx: &Context,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let mut action: String = action.chars().take(128).collect();
+    if action.is_empty() {
+        action = "Reconcile".into();
+    }
     let event = KubeEvent {
         type_,
         reason: reason.into(),
         note: Some(truncate_note(note)),
-        action: "Reconcile".into(),
+        action,
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
