@@ -132,12 +132,20 @@ impl ReadinessWatch {
                 std::thread::spawn(move || {
                     let mut samples = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
-                        let ok = common::kubectl(&state)
-                            .args(["--server", &server, "--request-timeout=1s"])
+                        let out = common::kubectl(&state)
+                            .args(["--server", &server, "--request-timeout=5s"])
                             .args(["get", "--raw", "/readyz"])
                             .output()
-                            .is_ok_and(|o| o.status.success());
-                        samples.push((Instant::now(), ok));
+                            .unwrap();
+                        // Down is what the apiserver says (refused, or
+                        // /readyz failing); a poll that only timed out on a
+                        // loaded runner says nothing either way.
+                        let err = String::from_utf8_lossy(&out.stderr);
+                        let unknown = !out.status.success()
+                            && (err.contains("Timeout") || err.contains("deadline exceeded"));
+                        if !unknown {
+                            samples.push((Instant::now(), out.status.success()));
+                        }
                         std::thread::sleep(Duration::from_millis(200));
                     }
                     samples
