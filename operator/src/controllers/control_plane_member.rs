@@ -28,8 +28,7 @@ use kubeseed_crds::v1alpha1::{
 };
 use kubeseed_provision::cluster::{EtcdMember as EtcdPlacementSpec, Member as ClusterMember};
 use kubeseed_provision::plans::{
-    self, AddLearner, ComponentSettings, ControlPlaneInput, EtcdHooks, EtcdPlan, MasterOrdinal,
-    PromoteLearner,
+    self, ComponentSettings, ControlPlaneInput, EtcdHooks, EtcdPlan, MasterOrdinal,
 };
 use kubeseed_provision::preflight::Expectations;
 use kubeseed_provision::render::InitialClusterState;
@@ -130,10 +129,7 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
     // ---- refuse what cannot be done, touching nothing ----------------------
     let all = api.list(&ListParams::default()).await?;
     if let Some(why) = conflict(&obj, &all.items) {
-        book.phase(Phase::Failed)
-            .set(READY, false, "Conflict", why.clone());
-        book.write().await?;
-        publish(&ctx, obj.as_ref(), EventType::Warning, "Conflict", why).await;
+        steps::refuse(&ctx, &mut book, obj.as_ref(), "Conflict", why).await?;
         return Ok(Action::requeue(REFUSED_RETRY));
     }
     let advertise: IpAddr = match obj.spec.advertise_address().parse() {
@@ -163,10 +159,7 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
         }
     };
     if let Some(why) = unsupported(&obj.spec, &material) {
-        book.phase(Phase::Failed)
-            .set(READY, false, "Unsupported", why.clone());
-        book.write().await?;
-        publish(&ctx, obj.as_ref(), EventType::Warning, "Unsupported", why).await;
+        steps::refuse(&ctx, &mut book, obj.as_ref(), "Unsupported", why).await?;
         return Ok(Action::requeue(REFUSED_RETRY));
     }
 
@@ -188,10 +181,7 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
         let ready = etcd_access::ready_members(&ctx).await?;
         if ready.is_empty() {
             let why = "the External topology needs at least one Ready EtcdMember: apply EtcdMembers first; nothing was done to the host".to_owned();
-            book.phase(Phase::Failed)
-                .set(READY, false, "NoEtcdMembers", why.clone());
-            book.write().await?;
-            publish(&ctx, obj.as_ref(), EventType::Warning, "NoEtcdMembers", why).await;
+            steps::refuse(&ctx, &mut book, obj.as_ref(), "NoEtcdMembers", why).await?;
             return Ok(Action::requeue(REFUSED_RETRY));
         }
         ready
@@ -286,14 +276,7 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
             state: InitialClusterState::Existing,
             extra_args: Default::default(),
         };
-        let hooks = EtcdHooks {
-            before_start: vec![Box::new(AddLearner::new(etcd.clone(), &name, &peer_url))],
-            after_healthy: vec![Box::new(PromoteLearner::new(
-                etcd.clone(),
-                &peer_url,
-                CATCH_UP,
-            ))],
-        };
+        let hooks = EtcdHooks::learner(&etcd, &name, &peer_url, CATCH_UP);
         (Some(plan), hooks)
     } else {
         (None, EtcdHooks::default())
@@ -341,27 +324,7 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
     .map_err(plan_error)?;
 
     // ---- run it ------------------------------------------------------------------
-    book.phase(Phase::Provisioning).set(
-        PROVISIONED,
-        false,
-        "Joining",
-        format!("running {} tasks on {}", tasks.len(), session.host()),
-    );
-    book.write().await?;
-    let outcome = run_plan::run(&ctx, obj.as_ref(), &session, Some("join"), &tasks).await;
-    if let Err(e) = outcome {
-        let reason = e.reason;
-        book.phase(Phase::Failed)
-            .set(
-                PROVISIONED,
-                false,
-                reason,
-                format!("{e}; the host's progress is in /var/lib/kubeseed/journal/join.json and the join resumes from there"),
-            )
-            .set(READY, false, reason, "the join stopped; see Provisioned");
-        book.write().await?;
-        return Err(Error::Task(e));
-    }
+    steps::run_join(&ctx, &mut book, obj.as_ref(), &session, "join", &tasks).await?;
     if stacked {
         etcd_access::record_stacked_member(&ctx, obj.as_ref(), &etcd, &peer_url, &material).await?;
     }

@@ -30,9 +30,7 @@ use kubeseed_crds::v1alpha1::{
 use kubeseed_provision::cluster::{EtcdMember as EtcdPlacementSpec, Member as ClusterMember};
 use kubeseed_provision::etcd::find_by_peer_url;
 use kubeseed_provision::pki::SubjectAltName;
-use kubeseed_provision::plans::{
-    self, AddLearner, EtcdHooks, EtcdNodeInput, EtcdPlan, PromoteLearner,
-};
+use kubeseed_provision::plans::{self, EtcdHooks, EtcdNodeInput, EtcdPlan};
 use kubeseed_provision::preflight::Expectations;
 use kubeseed_provision::render::InitialClusterState;
 
@@ -158,10 +156,7 @@ async fn join(obj: Arc<EtcdMember>, ctx: Arc<Context>) -> Result<Action> {
     let masters: Api<ControlPlaneMember> = Api::all(ctx.client.clone());
     let masters = masters.list(&ListParams::default()).await?.items;
     if let Some(why) = conflict(&obj, &members, &masters) {
-        book.phase(Phase::Failed)
-            .set(READY, false, "Conflict", why.clone());
-        book.write().await?;
-        publish(&ctx, obj.as_ref(), EventType::Warning, "Conflict", why).await;
+        steps::refuse(&ctx, &mut book, obj.as_ref(), "Conflict", why).await?;
         return Ok(Action::requeue(REFUSED_RETRY));
     }
     let Ok(advertise) = obj.spec.advertise_address().parse::<IpAddr>() else {
@@ -176,10 +171,7 @@ async fn join(obj: Arc<EtcdMember>, ctx: Arc<Context>) -> Result<Action> {
     };
     let material = ClusterMaterial::load(&ctx).await?;
     if let Some(why) = unsupported(&obj.spec, &material) {
-        book.phase(Phase::Failed)
-            .set(READY, false, "Unsupported", why.clone());
-        book.write().await?;
-        publish(&ctx, obj.as_ref(), EventType::Warning, "Unsupported", why).await;
+        steps::refuse(&ctx, &mut book, obj.as_ref(), "Unsupported", why).await?;
         return Ok(Action::requeue(REFUSED_RETRY));
     }
 
@@ -248,38 +240,12 @@ async fn join(obj: Arc<EtcdMember>, ctx: Arc<Context>) -> Result<Action> {
         pki,
         bundle,
         cluster_id: material.record.id.clone(),
-        hooks: EtcdHooks {
-            before_start: vec![Box::new(AddLearner::new(etcd.clone(), &name, &peer_url))],
-            after_healthy: vec![Box::new(PromoteLearner::new(
-                etcd.clone(),
-                &peer_url,
-                CATCH_UP,
-            ))],
-        },
+        hooks: EtcdHooks::learner(&etcd, &name, &peer_url, CATCH_UP),
     })
     .map_err(plan_error)?;
 
     // ---- run it ------------------------------------------------------------------
-    book.phase(Phase::Provisioning).set(
-        PROVISIONED,
-        false,
-        "Joining",
-        format!("running {} tasks on {}", tasks.len(), session.host()),
-    );
-    book.write().await?;
-    if let Err(e) = run_plan::run(&ctx, obj.as_ref(), &session, Some("etcd-join"), &tasks).await {
-        let reason = e.reason;
-        book.phase(Phase::Failed)
-            .set(
-                PROVISIONED,
-                false,
-                reason,
-                format!("{e}; the host's progress is in /var/lib/kubeseed/journal/etcd-join.json and the join resumes from there"),
-            )
-            .set(READY, false, reason, "the join stopped; see Provisioned");
-        book.write().await?;
-        return Err(Error::Task(e));
-    }
+    steps::run_join(&ctx, &mut book, obj.as_ref(), &session, "etcd-join", &tasks).await?;
     let id = find_by_peer_url(&etcd.members().await?, &peer_url).map(|m| m.id.to_string());
     book.phase(Phase::Ready)
         .set(PROVISIONED, true, "Joined", format!("{name} joined etcd"))

@@ -9,7 +9,7 @@ use kube::runtime::events::EventType;
 use tracing::info;
 
 use kubeseed_crds::v1alpha1::conditions::{
-    HOST_REACHABLE, PREFLIGHT_PASSED, READY, REASON_QUORUM_AT_RISK,
+    HOST_REACHABLE, PREFLIGHT_PASSED, PROVISIONED, READY, REASON_QUORUM_AT_RISK,
 };
 use kubeseed_crds::v1alpha1::{HostSpec, ObservedHostKey, Phase};
 use kubeseed_provision::cluster::HostProfile;
@@ -188,6 +188,56 @@ pub async fn remove_from_etcd<K: Member>(
     Ok(())
 }
 
+/// Runs a join's `tasks` on the host with `Provisioned` saying so; a failed
+/// task sets `Provisioned` and `Ready` False with its reason and where the
+/// host's journal (`/var/lib/kubeseed/journal/<journal>.json`) is.
+pub async fn run_join<K: Member>(
+    ctx: &Context,
+    book: &mut StatusBook<'_, K>,
+    obj: &K,
+    session: &Session,
+    journal: &str,
+    tasks: &[Box<dyn kubeseed_provision::tasks::Task>],
+) -> Result<()> {
+    book.phase(Phase::Provisioning).set(
+        PROVISIONED,
+        false,
+        "Joining",
+        format!("running {} tasks on {}", tasks.len(), session.host()),
+    );
+    book.write().await?;
+    if let Err(e) = crate::run_plan::run(ctx, obj, session, Some(journal), tasks).await {
+        let reason = e.reason;
+        book.phase(Phase::Failed)
+            .set(
+                PROVISIONED,
+                false,
+                reason,
+                format!("{e}; the host's progress is in /var/lib/kubeseed/journal/{journal}.json and the join resumes from there"),
+            )
+            .set(READY, false, reason, "the join stopped; see Provisioned");
+        book.write().await?;
+        return Err(Error::Task(e));
+    }
+    Ok(())
+}
+
+/// A refusal before anything is touched: `Ready` False with `reason`, the
+/// phase Failed, and a Warning Event.
+pub async fn refuse<K: Member>(
+    ctx: &Context,
+    book: &mut StatusBook<'_, K>,
+    obj: &K,
+    reason: &'static str,
+    why: String,
+) -> Result<()> {
+    book.phase(Phase::Failed)
+        .set(READY, false, reason, why.clone());
+    book.write().await?;
+    publish(ctx, obj, EventType::Warning, reason, why).await;
+    Ok(())
+}
+
 /// A leave of an object that never reached its host: nothing to undo, so
 /// the finalizer may go. `Some` is the leave's result; `None`: go on.
 pub async fn release_if_untouched<K: Member>(
@@ -199,10 +249,7 @@ pub async fn release_if_untouched<K: Member>(
     // have changed anything.
     let touched = recorded
         .is_some_and(|k| k.observed_host_key.is_some() || k.host_key_fingerprint.is_some())
-        || obj
-            .conditions()
-            .iter()
-            .any(|c| c.type_ == kubeseed_crds::v1alpha1::conditions::PROVISIONED);
+        || obj.conditions().iter().any(|c| c.type_ == PROVISIONED);
     if touched {
         return None;
     }

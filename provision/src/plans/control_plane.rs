@@ -141,6 +141,30 @@ pub struct EtcdHooks {
     pub after_healthy: Vec<Box<dyn Task>>,
 }
 
+impl EtcdHooks {
+    /// A joining member's: added as a learner before it starts, promoted
+    /// once it has caught up (within `catch_up`).
+    pub fn learner(
+        etcd: &std::sync::Arc<crate::etcd::EtcdClient>,
+        name: &str,
+        peer_url: &str,
+        catch_up: Duration,
+    ) -> Self {
+        EtcdHooks {
+            before_start: vec![Box::new(super::etcd_join::AddLearner::new(
+                etcd.clone(),
+                name,
+                peer_url,
+            ))],
+            after_healthy: vec![Box::new(super::etcd_join::PromoteLearner::new(
+                etcd.clone(),
+                peer_url,
+                catch_up,
+            ))],
+        }
+    }
+}
+
 /// How this master's etcd member starts.
 #[derive(Debug, Clone)]
 pub struct EtcdPlan {
