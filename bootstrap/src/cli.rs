@@ -18,10 +18,21 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Bring up the first master with etcd on HOST and install the operator.
     Seed(SeedArgs),
+    /// Point the admin kubeconfig at the cluster's load-balanced endpoint.
+    ///
+    /// Reads the endpoint an ApiLoadBalancer published (its VIP or DNS name
+    /// and port) from the cluster, checks that the API answers there with
+    /// this kubeconfig's CA and credentials and that the apiservers'
+    /// certificates name it, then changes the server of the state
+    /// directory's admin.conf and records the endpoint in its cluster.json.
+    /// Nothing changes when any step fails; a second run finds nothing to do.
+    UseEndpoint(UseEndpointArgs),
 }
 
 /// `bootstrap seed`.
@@ -103,4 +114,21 @@ pub struct SeedArgs {
     /// Write the task report as JSON to this file too (for benchmarks).
     #[arg(long)]
     pub report: Option<PathBuf>,
+}
+
+/// `bootstrap use-endpoint`.
+#[derive(Debug, Args)]
+pub struct UseEndpointArgs {
+    /// Name of the cluster (the state directory).
+    #[arg(long, default_value = "kubernetes")]
+    pub cluster_name: String,
+
+    /// The workstation's state directory of this cluster (cluster.json,
+    /// admin.conf); default $KUBESEED_STATE_DIR or ~/.kubeseed/clusters/NAME.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+
+    /// Check the endpoint and print what would change, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

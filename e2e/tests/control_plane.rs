@@ -8,21 +8,35 @@
 //!    members and no other, three Ready control-plane Nodes, each member's
 //!    host key recorded in its status;
 //! 2. a second object naming host2 gets `Conflict` and changes nothing;
-//! 3. the cluster's endpoint gets a VIP → every master's serving certificate
-//!    names it, the apiservers restart one at a time (their start times,
-//!    read from systemd, apart; readiness polled every 200 ms as a figure);
+//! 3. an `ApiLoadBalancer` (HAProxy + keepalived on host4 and host5, a VIP)
+//!    → Ready with the three masters as backends and host4 holding the VIP;
+//!    it publishes the VIP, so every master's serving certificate names it,
+//!    the apiservers restart one at a time (their start times, read from
+//!    systemd, apart; readiness polled every 200 ms as a figure);
+//!    `bootstrap use-endpoint` points the workstation's kubeconfig at the
+//!    VIP; with a client polling `/readyz` through the VIP every 100 ms: the
+//!    VIP's holder powered off, then crashed → host5 takes over (timed
+//!    against keepalived's master-down interval, failed requests counted),
+//!    host4 back each time; master1 powered off → still served; the
+//!    implementation switched to nginx, and a crash failover again;
 //! 4. the leader's node crashes → the other replica takes the Lease and
 //!    reconciles; the node comes back;
 //! 5. with host3's etcd stopped, deleting host2 is refused (`QuorumAtRisk`)
 //!    and the object stays; once etcd is back the deletion proceeds: two
 //!    members, its Node gone, its host clean (no units, etcd data kept as a
-//!    backup); applied again → three again;
+//!    backup), dropped from the balancer's backends before its apiserver
+//!    stopped; applied again → three again, and a backend again (Ready to
+//!    serving timed);
 //! 6. an etcd member added by hand is reported on the `EtcdMember`s
 //!    (`UnaccountedEtcdMember`) and left alone;
 //! 7. deleting the member whose node runs the operator's leader: the leader
 //!    hands over (evicts itself) and a replica elsewhere completes the leave.
 //!
-//! Prints the apply-to-Ready time of each join (`CONTROL_PLANE_FIGURES`).
+//! Prints the apply-to-Ready time of each join (`CONTROL_PLANE_FIGURES`),
+//! and the balancer's figures as a table with JSON beside the benchmarks'
+//! (`target/bench/load_balancer.json`): failover time and its ratio to the
+//! master-down interval, failed requests per failover, Ready to serving,
+//! and VIP moves nobody caused during the quiet stretches of the run.
 //!
 //! Needs root, the toolchain, a bundle (`KUBESEED_BUNDLE`) and the
 //! `bootstrap` binary (`e2e/test.sh` provides all three).
@@ -36,17 +50,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::balancer::{
+    Poller, balancer_yaml, became_master, now_epoch, outage_after, spurious_moves,
+};
 use common::cluster::{
     apply, condition, etcd_member_lines, etcd_members, eventually_or_dump, exists, jsonpath,
     local_etcdctl, member_yaml, wait_ready,
 };
-use common::{Seeder, bundle_dir, eventually, kubectl_ok, lab_for};
+use common::{Seeder, bootstrap_binary, bundle_dir, eventually, kubectl_ok, lab_for};
 use kubeseed_e2e::Lab;
 
 const NAME: &str = "cptest";
 const SUBNET: &str = "10.213.12.0/24";
-/// The VIP the endpoint gets in step 3 (nothing serves it yet: the
-/// masters' own plans must not depend on it).
+/// The load balancer's VIP (step 3).
 const VIP: &str = "10.213.12.100";
 const OPERATOR_NS: &str = "kubeseed-system";
 
@@ -248,7 +264,7 @@ fn join_killing(
 #[test]
 fn the_operator_grows_and_shrinks_the_control_plane() {
     let bundle = bundle_dir();
-    let mut lab = lab_for(NAME, SUBNET, 3);
+    let mut lab = lab_for(NAME, SUBNET, 5);
     let work = tempfile::tempdir().unwrap();
     let seeder = Seeder::new(&lab, &bundle, work.path());
     let state = work.path().join("cluster");
@@ -338,35 +354,104 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
         .unwrap()
     };
     let starts_before: Vec<u64> = ["host1", "host2", "host3"].map(started_at).to_vec();
+    let lb_hosts = vec![address("host4"), address("host5")];
+    let vip_cidr = format!("{VIP}/24");
+    // Bad input first: each refused with its reason, nothing on the hosts.
+    let bad = [
+        (
+            balancer_yaml("bad", &lb_hosts, "10.99.0.100/24", "HAProxy"),
+            "PreflightFailed",
+            "outside every subnet",
+        ),
+        (
+            balancer_yaml("bad", &lb_hosts, &vip_cidr, "HAProxy")
+                .replace("  vip:", "  interface: nosuch0\n  vip:"),
+            "PreflightFailed",
+            "nosuch0 does not exist",
+        ),
+        (
+            balancer_yaml("bad", &lb_hosts, &format!("{}/24", addresses[0]), "HAProxy"),
+            "VipInUse",
+            "ControlPlaneMember host1",
+        ),
+        (
+            balancer_yaml("bad", &[addresses[0].clone()], &vip_cidr, "HAProxy"),
+            "Conflict",
+            "another port",
+        ),
+    ];
+    for (yaml, reason, says) in &bad {
+        apply(&state, yaml);
+        eventually_or_dump(
+            &lab,
+            &state,
+            &format!("refused: {reason}"),
+            Duration::from_secs(120),
+            || condition(&state, "apilb/bad", "Ready").1 == *reason,
+        );
+        let message = jsonpath(
+            &state,
+            "apilb/bad",
+            "{.status.conditions[?(@.type==\"Ready\")].message}",
+        );
+        let preflight = jsonpath(
+            &state,
+            "apilb/bad",
+            "{.status.conditions[?(@.type==\"PreflightPassed\")].message}",
+        );
+        assert!(
+            message.contains(says) || preflight.contains(says),
+            "{reason}: {message} / {preflight}"
+        );
+        kubectl_ok(&state, &["delete", "apilb", "bad", "--wait=true"]);
+        for lb in ["host4", "host5"] {
+            let left = lab
+                .exec_ok(
+                    lb,
+                    "ls -d /etc/kubeseed/lb /etc/systemd/system/kubeseed-haproxy.service \
+                     /etc/systemd/system/kubeseed-nginx.service \
+                     /etc/systemd/system/kubeseed-keepalived.service \
+                     /var/lib/kubeseed/cluster-id 2>/dev/null; true",
+                )
+                .unwrap();
+            assert!(left.trim().is_empty(), "{reason}: {lb} was changed: {left}");
+        }
+    }
     let watch = ReadinessWatch::start(&state, &addresses);
     std::thread::sleep(Duration::from_secs(2));
-    let record = kubectl_ok(
+    let lb_applied = Instant::now();
+    apply(
         &state,
-        &[
-            "-n",
-            OPERATOR_NS,
-            "get",
-            "configmap",
-            "kubeseed-cluster",
-            "-o",
-            "jsonpath={.data.cluster\\.json}",
-        ],
+        &balancer_yaml("api", &lb_hosts, &vip_cidr, "HAProxy"),
     );
-    let mut record: serde_json::Value = serde_json::from_str(&record).unwrap();
-    record["endpointVip"] = serde_json::json!(VIP);
-    let patch = serde_json::json!({"data": {"cluster.json": record.to_string()}});
-    kubectl_ok(
+    eventually_or_dump(
+        &lab,
         &state,
-        &[
-            "-n",
-            OPERATOR_NS,
-            "patch",
-            "configmap",
-            "kubeseed-cluster",
-            "--type=merge",
-            "-p",
-            &patch.to_string(),
-        ],
+        "the balancer Ready",
+        Duration::from_secs(300),
+        || condition(&state, "apilb/api", "Ready").0 == "True",
+    );
+    let lb_ready_seconds = lb_applied.elapsed().as_secs_f64();
+    eprintln!("ApiLoadBalancer: apply to Ready in {lb_ready_seconds:.1} s");
+    let lb_ready_epoch = now_epoch();
+    let backends = jsonpath(&state, "apilb/api", "{.status.backends}");
+    for a in &addresses {
+        assert!(
+            backends.contains(&format!("{a}:6443")),
+            "{a} is a backend: {backends}"
+        );
+    }
+    assert_eq!(
+        jsonpath(&state, "apilb/api", "{.status.vipHolder}"),
+        lb_hosts[0],
+        "the highest priority holds the VIP"
+    );
+    assert!(
+        lab.exec_ok(
+            "host4",
+            "systemctl is-active kubeseed-haproxy kubeseed-keepalived"
+        )
+        .is_ok()
     );
     let roll_started = Instant::now();
     eventually_or_dump(
@@ -448,6 +533,127 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
         );
     }
 
+    // ---- the workstation's kubeconfig follows the VIP --------------------------------
+    let out = std::process::Command::new(bootstrap_binary())
+        .args(["use-endpoint", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bootstrap use-endpoint: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = kubectl_ok(
+        &state,
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+    );
+    assert_eq!(server.trim(), format!("https://{VIP}:6443"));
+    kubectl_ok(&state, &["get", "nodes"]);
+
+    // ---- the VIP moves; the API stays served ------------------------------------------
+    let ca = state.join("pki").join("ca.crt");
+    let poller = Poller::start(VIP, 6443, &ca);
+    let mut quiet = vec![(lb_ready_epoch, now_epoch())];
+    let mut failovers = vec![
+        fail_over(
+            &mut lab,
+            &state,
+            &poller,
+            "HAProxy",
+            ("host4", "host5"),
+            Event::PowerOff,
+        ),
+        come_back(&mut lab, &state, &poller, "HAProxy", ("host4", "host5")),
+        fail_over(
+            &mut lab,
+            &state,
+            &poller,
+            "HAProxy",
+            ("host4", "host5"),
+            Event::Crash,
+        ),
+        come_back(&mut lab, &state, &poller, "HAProxy", ("host4", "host5")),
+    ];
+
+    // ---- master1 powered off: the API is still served through the VIP -------------
+    let host1_health = || {
+        jsonpath(
+            &state,
+            "apilb/api",
+            &format!(
+                "{{.status.hosts[0].backends[?(@.address==\"{}:6443\")].healthy}}",
+                addresses[0]
+            ),
+        )
+    };
+    let at = now_epoch();
+    lab.power_off("host1").unwrap();
+    eventually("haproxy sees host1 down", Duration::from_secs(60), || {
+        host1_health() == "false"
+    });
+    kubectl_ok(&state, &["get", "--raw", "/readyz"]);
+    let (failed, outage) = outage_after(&poller.samples(), at);
+    eprintln!("host1 powered off: {failed} failed requests, outage {outage:.0} ms");
+    failovers.push(serde_json::json!({
+        "implementation": "HAProxy", "event": "master1 powered off",
+        "failed_requests": failed, "outage_ms": outage,
+    }));
+    lab.start("host1").unwrap();
+    wait_master_back(&lab, &state, "host1");
+    eventually("haproxy sees host1 up", Duration::from_secs(120), || {
+        host1_health() == "true"
+    });
+
+    // ---- nginx instead of HAProxy, the same VIP -------------------------------------
+    kubectl_ok(
+        &state,
+        &[
+            "patch",
+            "apilb",
+            "api",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"implementation":"Nginx"}}"#,
+        ],
+    );
+    eventually_or_dump(
+        &lab,
+        &state,
+        "nginx on both hosts",
+        Duration::from_secs(300),
+        || {
+            ["host4", "host5"].iter().all(|h| {
+            lab.exec_ok(h, "systemctl is-active kubeseed-nginx; systemctl is-active kubeseed-haproxy || true")
+                .is_ok_and(|o| o.starts_with("active\n") && !o.contains("\nactive"))
+        }) && condition(&state, "apilb/api", "Ready").0 == "True"
+        },
+    );
+    kubectl_ok(&state, &["get", "nodes"]);
+    failovers.push(fail_over(
+        &mut lab,
+        &state,
+        &poller,
+        "Nginx",
+        ("host4", "host5"),
+        Event::Crash,
+    ));
+    failovers.push(come_back(
+        &mut lab,
+        &state,
+        &poller,
+        "Nginx",
+        ("host4", "host5"),
+    ));
+    let quiet_from = now_epoch();
+
     // ---- the leader's node crashes: the other replica takes over ------------------
     // (host1 stays up: this test's kubeconfig talks to it.)
     lead_elsewhere_than(&state, "host1");
@@ -477,22 +683,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
         &["delete", "controlplanemember", "host1-again", "--wait=true"],
     );
     lab.start(&lost).unwrap();
-    eventually_or_dump(
-        &lab,
-        &state,
-        &format!("{lost} back"),
-        Duration::from_secs(300),
-        || {
-            jsonpath(
-                &state,
-                &format!("node/{lost}"),
-                "{.status.conditions[?(@.type==\"Ready\")].status}",
-            ) == "True"
-                && lab
-                    .exec(&lost, &local_etcdctl("endpoint health"))
-                    .is_ok_and(|o| o.status.success())
-        },
-    );
+    wait_master_back(&lab, &state, &lost);
 
     // ---- a leave that would lose quorum is refused --------------------------------
     lab.exec_ok("host3", "systemctl stop etcd").unwrap();
@@ -511,9 +702,31 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     lab.exec_ok("host3", "systemctl start etcd").unwrap();
 
     // ---- the leave proceeds once etcd is whole again -----------------------------
+    let mut teardown_seen = false;
     eventually_or_dump(&lab, &state, "host2 gone", Duration::from_secs(600), || {
+        // The moment host2's apiserver stops, no balancer may still name it.
+        if !teardown_seen
+            && !lab
+                .exec("host2", "systemctl is-active --quiet kube-apiserver")
+                .is_ok_and(|o| o.status.success())
+        {
+            teardown_seen = true;
+            for lb in ["host4", "host5"] {
+                let config = lab.exec_ok(lb, "cat /etc/kubeseed/lb/nginx.conf").unwrap();
+                assert!(
+                    !config.contains(&format!("{}:6443", addresses[1])),
+                    "{lb} still forwards to host2 when its teardown starts:\n{config}"
+                );
+            }
+        }
         !exists(&state, "controlplanemember/host2")
     });
+    assert!(teardown_seen, "host2's apiserver was stopped by its leave");
+    assert!(
+        !jsonpath(&state, "apilb/api", "{.status.backends}")
+            .contains(&format!("{}:6443", addresses[1])),
+        "host2 left the backends"
+    );
     let members = etcd_members(&lab, "host1");
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(!members.iter().any(|(n, _)| n == "host2"), "{members:?}");
@@ -522,6 +735,18 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     // ---- and joins again ------------------------------------------------------------
     let rejoin_seconds = join(&lab, &state, "host2");
     assert_eq!(etcd_members(&lab, "host1").len(), 3);
+    // From Ready to serving behind the balancer (in both hosts' nginx).
+    let ready_at = Instant::now();
+    eventually("host2 a backend again", Duration::from_secs(120), || {
+        jsonpath(&state, "apilb/api", "{.status.backends}")
+            .contains(&format!("{}:6443", addresses[1]))
+            && ["host4", "host5"].iter().all(|lb| {
+                lab.exec_ok(lb, "cat /etc/kubeseed/lb/nginx.conf")
+                    .is_ok_and(|c| c.contains(&format!("{}:6443", addresses[1])))
+            })
+    });
+    let ready_to_serving = ready_at.elapsed().as_secs_f64();
+    eprintln!("host2: Ready to serving behind the balancer in {ready_to_serving:.1} s");
 
     // ---- an etcd member nobody accounts for: reported, left alone ------------------
     let ghost_peer = format!("https://{}:2380", lab.free_address().unwrap());
@@ -605,6 +830,27 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     assert_eq!(etcd_members(&lab, "host1").len(), 2);
     assert_node_gone_and_host_clean(&lab, &state, &doomed);
 
+    quiet.push((quiet_from, now_epoch()));
+    let samples = poller.finish();
+    let spurious = spurious_moves(&lab, &["host4", "host5"], &quiet);
+    let quiet_seconds: f64 = quiet.iter().map(|(a, b)| b - a).sum();
+    eprintln!(
+        "VIP moves nobody caused in {quiet_seconds:.0} s of quiet: {} {spurious:?}",
+        spurious.len()
+    );
+    let failed_total = samples.iter().filter(|s| !s.ok).count();
+    let balancer = serde_json::json!({
+        "advert_interval_ms": ADVERT_MS,
+        "master_down_interval_ms": master_down_ms(BACKUP_PRIORITY),
+        "failovers": failovers,
+        "ready_to_serving_seconds": ready_to_serving,
+        "apply_to_ready_seconds": lb_ready_seconds,
+        "spurious_vip_moves": spurious.len(),
+        "quiet_seconds": quiet_seconds,
+        "polls": samples.len(),
+        "failed_polls": failed_total,
+    });
+    write_balancer_report(&balancer);
     let figures = serde_json::json!({
         "join_seconds": {"host2": host2_seconds, "host3": host3_seconds, "host2_again": rejoin_seconds},
         "vip_roll_seconds": roll_seconds,
@@ -615,6 +861,168 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     println!("CONTROL_PLANE_FIGURES {figures}");
     let report = lab.down().unwrap();
     assert!(report.left.is_empty(), "lab left: {:?}", report.left);
+}
+
+/// keepalived's advert interval (the renderer's default) and the backup's
+/// priority (the second host's default).
+const ADVERT_MS: f64 = 200.0;
+const BACKUP_PRIORITY: f64 = 90.0;
+
+/// VRRPv3's master-down interval for a backup of `priority`.
+fn master_down_ms(priority: f64) -> f64 {
+    3.0 * ADVERT_MS + (256.0 - priority) * ADVERT_MS / 256.0
+}
+
+/// How the VIP's holder goes away.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    /// `systemctl poweroff`: keepalived gives the VIP up on its way down.
+    PowerOff,
+    /// SIGKILL to its init: its peers notice only by the missing adverts.
+    Crash,
+}
+
+/// Takes the VIP's holder away; the backup must take over and the API stay
+/// served through the VIP. Returns the figures.
+fn fail_over(
+    lab: &mut Lab,
+    state: &Path,
+    poller: &Poller,
+    implementation: &str,
+    (holder, backup): (&str, &str),
+    event: Event,
+) -> serde_json::Value {
+    let at = now_epoch();
+    match event {
+        Event::PowerOff => lab.power_off(holder).unwrap(),
+        Event::Crash => lab.crash(holder).unwrap(),
+    }
+    eventually(
+        &format!("{backup} takes the VIP"),
+        Duration::from_secs(30),
+        || became_master(lab, backup, at).is_some(),
+    );
+    let took_ms = (became_master(lab, backup, at).unwrap() - at) * 1000.0;
+    eventually("the API through the VIP", Duration::from_secs(30), || {
+        poller.samples().iter().any(|s| s.at > at && s.ok)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let backup_address = lab.host(backup).unwrap().address.to_string();
+    eventually(
+        "the status names the new holder",
+        Duration::from_secs(60),
+        || jsonpath(state, "apilb/api", "{.status.vipHolder}") == backup_address,
+    );
+    kubectl_ok(state, &["get", "nodes"]);
+    let (failed, outage_ms) = outage_after(&poller.samples(), at);
+    let master_down = master_down_ms(BACKUP_PRIORITY);
+    eprintln!(
+        "{implementation}, {holder} {event:?}: {backup} MASTER after {took_ms:.0} ms (master-down interval {master_down:.0} ms, ratio {:.2}); {failed} failed requests, outage {outage_ms:.0} ms",
+        took_ms / master_down
+    );
+    serde_json::json!({
+        "implementation": implementation,
+        "event": format!("{event:?}"),
+        "takeover_ms": took_ms,
+        "ratio_to_master_down": took_ms / master_down,
+        "failed_requests": failed,
+        "outage_ms": outage_ms,
+    })
+}
+
+/// Boots the first holder again: it takes the VIP back (higher priority).
+fn come_back(
+    lab: &mut Lab,
+    state: &Path,
+    poller: &Poller,
+    implementation: &str,
+    (holder, _backup): (&str, &str),
+) -> serde_json::Value {
+    let at = now_epoch();
+    lab.start(holder).unwrap();
+    eventually(
+        &format!("{holder} takes the VIP back"),
+        Duration::from_secs(120),
+        || became_master(lab, holder, at).is_some(),
+    );
+    let holder_address = lab.host(holder).unwrap().address.to_string();
+    eventually("the status names it", Duration::from_secs(60), || {
+        jsonpath(state, "apilb/api", "{.status.vipHolder}") == holder_address
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (failed, outage_ms) = outage_after(&poller.samples(), at);
+    eprintln!(
+        "{implementation}, {holder} back: {failed} failed requests, outage {outage_ms:.0} ms"
+    );
+    serde_json::json!({
+        "implementation": implementation,
+        "event": "holder back (preempts)",
+        "failed_requests": failed,
+        "outage_ms": outage_ms,
+    })
+}
+
+/// A master that was down is a Ready Node with a healthy etcd member again.
+fn wait_master_back(lab: &Lab, state: &Path, host: &str) {
+    eventually_or_dump(
+        lab,
+        state,
+        &format!("{host} back"),
+        Duration::from_secs(300),
+        || {
+            jsonpath(
+                state,
+                &format!("node/{host}"),
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            ) == "True"
+                && lab
+                    .exec(host, &local_etcdctl("endpoint health"))
+                    .is_ok_and(|o| o.status.success())
+        },
+    );
+}
+
+/// The balancer's figures: a table on stdout, JSON beside the other
+/// benchmarks' (`target/bench/load_balancer.json`).
+fn write_balancer_report(figures: &serde_json::Value) {
+    println!(
+        "\n| implementation | event | takeover ms | / master-down | failed requests | outage ms |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for f in figures["failovers"].as_array().unwrap() {
+        let num = |k: &str| {
+            f[k].as_f64()
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            f["implementation"].as_str().unwrap_or_default(),
+            f["event"].as_str().unwrap_or_default(),
+            num("takeover_ms"),
+            f["ratio_to_master_down"]
+                .as_f64()
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".into()),
+            num("failed_requests"),
+            num("outage_ms"),
+        );
+    }
+    println!(
+        "master-down interval {:.0} ms (advert {:.0} ms); member Ready to serving {:.1} s; spurious VIP moves {} in {:.0} s",
+        figures["master_down_interval_ms"]
+            .as_f64()
+            .unwrap_or_default(),
+        figures["advert_interval_ms"].as_f64().unwrap_or_default(),
+        figures["ready_to_serving_seconds"]
+            .as_f64()
+            .unwrap_or_default(),
+        figures["spurious_vip_moves"],
+        figures["quiet_seconds"].as_f64().unwrap_or_default(),
+    );
+    let path = common::bench_dir().join("load_balancer.json");
+    std::fs::write(&path, serde_json::to_string_pretty(figures).unwrap()).unwrap();
+    println!("LOAD_BALANCER_FIGURES {}", path.display());
 }
 
 fn assert_node_gone_and_host_clean(lab: &Lab, state: &Path, host: &str) {

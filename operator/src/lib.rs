@@ -22,6 +22,7 @@ pub mod etcd_audit;
 pub mod hosts;
 pub mod http;
 pub mod leader;
+pub mod load_balancers;
 pub mod metrics;
 pub mod run_plan;
 pub mod runtime;

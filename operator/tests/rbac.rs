@@ -462,6 +462,47 @@ async fn chart_rbac_allows_what_the_operator_needs_and_nothing_more() {
         cms.list(&ListParams::default()).await,
     );
 
+    // --- the cluster's record: updated by name (a published VIP), no other ---
+    let admin_cms: Api<ConfigMap> = Api::namespaced(admin.clone(), NS);
+    for name in ["kubeseed-cluster", "someone-elses"] {
+        admin_cms
+            .create(
+                &PostParams::default(),
+                &obj(json!({"metadata": {"name": name}, "data": {"k": "v"}})),
+            )
+            .await
+            .unwrap();
+    }
+    let own_cms: Api<ConfigMap> = Api::namespaced(sa.clone(), NS);
+    let mut record = own_cms.get("kubeseed-cluster").await.unwrap();
+    record
+        .data
+        .get_or_insert_default()
+        .insert("k".into(), "w".into());
+    allowed(
+        "update the cluster's record (kubeseed-cluster)",
+        own_cms
+            .replace("kubeseed-cluster", &PostParams::default(), &record)
+            .await,
+    );
+    let mut other = admin_cms.get("someone-elses").await.unwrap();
+    other
+        .data
+        .get_or_insert_default()
+        .insert("k".into(), "w".into());
+    refused(
+        "update another ConfigMap in its namespace",
+        own_cms
+            .replace("someone-elses", &PostParams::default(), &other)
+            .await,
+    );
+    refused(
+        "delete the cluster's record",
+        own_cms
+            .delete("kubeseed-cluster", &DeleteParams::default())
+            .await,
+    );
+
     // --- the leader Lease: its own by name; no other Lease ---
     let mut elector = LeaderElector::new(
         sa.clone(),

@@ -18,6 +18,7 @@
 // Tests may unwrap: a panic is how a test fails.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod api_probe;
 pub mod bundle;
 pub mod cluster;
 mod error_text;

@@ -72,7 +72,7 @@ fn rendered_files_match_the_golden_files() {
     // golden file in the workspace).
     let update = kubeseed_testenv::golden::update_requested();
     let mut stale = Vec::new();
-    for case in cases() {
+    for case in cases().into_iter().chain(lb_cases()) {
         let dir = golden_root().join(case.name);
         let expected = expected_tree(&case.files);
         if update {
@@ -146,6 +146,45 @@ fn golden_files_are_never_rewritten_under_ci() {
 fn rendering_is_deterministic() {
     assert_eq!(master_1(), master_1());
     assert_eq!(worker_1(), worker_1());
+    assert_eq!(
+        lb_haproxy().render().unwrap(),
+        lb_haproxy().render().unwrap()
+    );
+}
+
+/// The load balancer's scripts are executable, everything else 0644, and
+/// every path under `/etc/kubeseed/lb/` that a rendered file names is one
+/// the renderer writes.
+#[test]
+fn load_balancer_modes_and_references() {
+    for case in lb_cases() {
+        let mut seen = 0;
+        for (path, file) in case.files.iter() {
+            let want = if path.extension().is_some_and(|e| e == "sh") {
+                0o755
+            } else {
+                0o644
+            };
+            assert_eq!(file.mode, want, "{}: {}", case.name, path.display());
+            for word in file
+                .contents
+                .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ';'))
+            {
+                // A path at the end of a sentence in a comment.
+                let word = word.trim_end_matches('.');
+                if word.starts_with(render::LB_DIR) {
+                    seen += 1;
+                    assert!(
+                        case.files.get(word).is_some(),
+                        "{}: {word} (named in {}) is not rendered",
+                        case.name,
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(seen >= 8, "{}: only {seen} references", case.name);
+    }
 }
 
 #[test]

@@ -54,15 +54,6 @@ fn run(program: &Path, args: &[String], dir: &Path) -> Output {
         .unwrap()
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().next().map(|uid| uid == "0"))
-        .unwrap_or(false)
-}
-
 fn require_root(what: &str) {
     assert!(
         is_root(),

@@ -20,6 +20,8 @@ mod members;
 mod operator;
 mod target;
 
+pub use operator::{CLUSTER_CONFIG_MAP, NAMESPACE, RECORD_KEY};
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -27,6 +27,10 @@ pub const NAMESPACE: &str = "kubeseed-system";
 pub const RELEASE: &str = "kubeseed";
 /// The Secret with the CA store and the encryption key.
 pub const CLUSTER_SECRET: &str = "kubeseed-cluster";
+/// The ConfigMap with the cluster's record (named like the Secret).
+pub const CLUSTER_CONFIG_MAP: &str = CLUSTER_SECRET;
+/// The ConfigMap key holding the record, as JSON (what the operator reads).
+pub const RECORD_KEY: &str = "cluster.json";
 /// The Secret with the operator's SSH key.
 pub const SSH_SECRET: &str = "kubeseed-ssh";
 
@@ -100,18 +104,18 @@ pub fn tasks(
     )));
     let config = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": CLUSTER_SECRET, "namespace": NAMESPACE},
+        "metadata": {"name": CLUSTER_CONFIG_MAP, "namespace": NAMESPACE},
         // The bundle the operator installs joining hosts from: its directory
         // on every master, and the manifest digest that pins every file.
         "data": {
-            "cluster.json": serde_json::to_string_pretty(input.record)?,
+            RECORD_KEY: serde_json::to_string_pretty(input.record)?,
             "bundle-key": input.bundle_key,
             "bundle-sha256": input.bundle.manifest_sha256().to_hex(),
         },
     });
     tasks.push(Box::new(KubectlApply::new(
         "operator/cluster-config",
-        format!("describe the cluster in ConfigMap {CLUSTER_SECRET}"),
+        format!("describe the cluster in ConfigMap {CLUSTER_CONFIG_MAP}"),
         api.clone(),
         config.to_string(),
     )));

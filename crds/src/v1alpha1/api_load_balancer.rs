@@ -186,6 +186,42 @@ pub struct LoadBalancerHostStatus {
     /// Versions of the proxy and keepalived on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versions: Option<ComponentVersions>,
+
+    /// keepalived's VRRP state on the host: `MASTER` (it holds the VIP),
+    /// `BACKUP`, or `FAULT` (its proxy failed the health check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_state: Option<String>,
+
+    /// Each backend's health as this host's proxy sees it (HAProxy's own
+    /// TLS checks of `/readyz`; for nginx, the operator's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendHealth>,
+
+    /// The host's address on the VIP's subnet: its VRRP unicast source, and
+    /// a peer of the other hosts (kept so they can be configured while this
+    /// one is down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unicast_source: Option<String>,
+
+    /// Digest of everything provisioned on the host; a change provisions it
+    /// again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
+}
+
+/// One backend's health.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendHealth {
+    /// The backend, `address:port`.
+    pub address: String,
+
+    /// Whether it passes the health check.
+    pub healthy: bool,
+
+    /// What the check said, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl ApiLoadBalancerSpec {

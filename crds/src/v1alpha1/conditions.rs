@@ -13,6 +13,11 @@ pub const PROVISIONED: &str = "Provisioned";
 pub const ETCD_VOTING: &str = "EtcdVoting";
 /// For a load balancer: this object's VIP is held by one of its hosts.
 pub const VIP_HELD: &str = "VipHeld";
+/// For a load balancer: the API answers `/readyz` through the VIP.
+pub const VIP_SERVING: &str = "VipServing";
+/// For a load balancer: the cluster's record names its VIP as the API
+/// endpoint, so every apiserver certificate and `admin.conf` follow it.
+pub const ENDPOINT_PUBLISHED: &str = "EndpointPublished";
 /// The operator can act on this kind. `False` with reason [`REASON_NOT_IMPLEMENTED`]
 /// until the kind's controller logic has landed: no silent success.
 pub const IMPLEMENTED: &str = "Implemented";
@@ -50,4 +55,14 @@ pub fn met(
             k8s_openapi::jiff::Timestamp::now(),
         ),
     }
+}
+
+/// Whether `conditions` has `type_` with status `True`.
+pub fn holds(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
 }

@@ -15,7 +15,7 @@ use super::status::{CommonStatus, ComponentVersions, ObservedHostKey};
 /// A Kubernetes master provisioned over SSH: kube-apiserver, kube-controller-manager,
 /// kube-scheduler, a container runtime and a kubelet registered with the
 /// control-plane taint, as systemd units.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "kubeseed.io",
     version = "v1alpha1",

@@ -15,8 +15,8 @@ mod status;
 mod worker_node;
 
 pub use api_load_balancer::{
-    ApiLoadBalancer, ApiLoadBalancerSpec, ApiLoadBalancerStatus, LoadBalancerBackend,
-    LoadBalancerHost, LoadBalancerHostStatus, LoadBalancerImplementation,
+    ApiLoadBalancer, ApiLoadBalancerSpec, ApiLoadBalancerStatus, BackendHealth,
+    LoadBalancerBackend, LoadBalancerHost, LoadBalancerHostStatus, LoadBalancerImplementation,
 };
 pub use control_plane_member::{
     ApiServerSpec, ComponentSpec, ControlPlaneMember, ControlPlaneMemberSpec,

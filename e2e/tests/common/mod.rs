@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod balancer;
 pub mod cluster;
 
 use std::io::{Read as _, Write as _};

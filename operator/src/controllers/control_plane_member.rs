@@ -406,8 +406,8 @@ fn master_node(
 }
 
 /// The leave, in the order that never costs the cluster its quorum or a
-/// Pod its disruption budget: refuse when etcd would lose quorum; cordon and
-/// drain the Node; move etcd leadership away; remove the etcd member; stop
+/// Pod its disruption budget: refuse when etcd would lose quorum; wait
+/// until no load balancer forwards to it; cordon and drain the Node; move etcd leadership away; remove the etcd member; stop
 /// and clean the host (its etcd data kept as a backup); delete the Node.
 async fn leave(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action> {
     let name = obj.name_any();
@@ -430,9 +430,11 @@ async fn leave(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action
         READY,
         false,
         "Leaving",
-        "draining the Node, then leaving etcd",
+        "out of the load balancer's backends, then draining the Node, then leaving etcd",
     );
     book.write().await?;
+
+    crate::load_balancers::wait_released(&ctx, &obj, material.record.endpoint_port).await?;
 
     crate::drain::cordon(&ctx, &name).await?;
     if ctx.whereabouts.node.as_deref() == Some(name.as_str()) {
@@ -483,12 +485,7 @@ mod tests {
             ControlPlaneMemberSpec {
                 host: HostSpec::new(address, "k"),
                 advertise_address: advertise.map(str::to_owned),
-                etcd: Default::default(),
-                kubernetes_version: None,
-                api_server: None,
-                controller_manager: None,
-                scheduler: None,
-                kubelet: None,
+                ..Default::default()
             },
         );
         o.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).unwrap()));

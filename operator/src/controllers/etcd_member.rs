@@ -347,13 +347,7 @@ mod tests {
     fn master(name: &str, address: &str, topology: EtcdTopology) -> ControlPlaneMember {
         let mut spec = ControlPlaneMemberSpec {
             host: host(address),
-            advertise_address: None,
-            etcd: Default::default(),
-            kubernetes_version: None,
-            api_server: None,
-            controller_manager: None,
-            scheduler: None,
-            kubelet: None,
+            ..Default::default()
         };
         spec.etcd.topology = topology;
         ControlPlaneMember::new(name, spec)

@@ -41,6 +41,19 @@ impl Cidr {
         Ok(cidr)
     }
 
+    /// The network `addr/prefix` belongs to (host bits cleared): an
+    /// interface address and its prefix length name its subnet.
+    pub fn containing(addr: IpAddr, prefix: u8) -> Result<Self, String> {
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        if u32::from(prefix) > bits {
+            return Err(format!("/{prefix} is longer than an address ({bits} bits)"));
+        }
+        Ok(Cidr {
+            network: mask(addr, prefix),
+            prefix,
+        })
+    }
+
     /// Whether it is an IPv4 range.
     pub fn is_ipv4(&self) -> bool {
         self.network.is_ipv4()

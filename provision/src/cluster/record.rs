@@ -43,6 +43,10 @@ pub struct ClusterRecord {
     /// DNS names of the endpoint (the first is what kubeconfigs name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoint_dns_names: Vec<String>,
+    /// The port the balancer listens on at the VIP, when it is not
+    /// `endpoint_port` (the apiservers' own port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancer_port: Option<u16>,
     /// The seed host.
     pub seed: SeedRecord,
 }
@@ -93,6 +97,7 @@ impl ClusterRecord {
                 port: self.endpoint_port,
                 vip: self.endpoint_vip,
                 dns_names: self.endpoint_dns_names.clone(),
+                balancer_port: self.balancer_port,
             },
             extra_sans: Vec::new(),
             key_algorithm: KeyAlgorithm::default(),
@@ -114,6 +119,7 @@ impl ClusterRecord {
             endpoint_port: 6443,
             endpoint_vip: None,
             endpoint_dns_names: Vec::new(),
+            balancer_port: None,
             seed,
         }
     }
@@ -165,7 +171,17 @@ mod tests {
         let with_vip = cluster_inputs_digest(&r.spec(), "host1").unwrap();
         assert_ne!(before, with_vip);
         r.endpoint_dns_names = vec!["api.lab.example".into()];
-        assert_ne!(with_vip, cluster_inputs_digest(&r.spec(), "host1").unwrap());
+        let with_name = cluster_inputs_digest(&r.spec(), "host1").unwrap();
+        assert_ne!(with_vip, with_name);
+        r.balancer_port = Some(8443);
+        assert_ne!(
+            with_name,
+            cluster_inputs_digest(&r.spec(), "host1").unwrap()
+        );
+        assert_eq!(
+            r.spec().server_url().unwrap(),
+            "https://api.lab.example:8443"
+        );
         // An older cluster.json, without the fields, still reads.
         let mut json = serde_json::to_value(record()).unwrap();
         json.as_object_mut().unwrap().remove("endpointVip");

@@ -118,8 +118,24 @@ pub struct ApiEndpoint {
     pub vip: Option<IpAddr>,
     /// DNS names of the endpoint; the first is used in kubeconfigs.
     pub dns_names: Vec<String>,
-    /// The port clients dial (6443).
+    /// The apiservers' port (6443), which clients dial when there is no
+    /// balancer.
     pub port: u16,
+    /// The port the balancer listens on at the VIP and DNS names, when it
+    /// differs from `port` (a balancer on a master's host).
+    pub balancer_port: Option<u16>,
+}
+
+impl ApiEndpoint {
+    /// The port in the endpoint's URL: the balancer's once there is a VIP
+    /// or a DNS name, else the apiservers'.
+    pub fn client_port(&self) -> u16 {
+        if self.vip.is_some() || !self.dns_names.is_empty() {
+            self.balancer_port.unwrap_or(self.port)
+        } else {
+            self.port
+        }
+    }
 }
 
 impl Default for ApiEndpoint {
@@ -128,6 +144,7 @@ impl Default for ApiEndpoint {
             vip: None,
             dns_names: Vec::new(),
             port: 6443,
+            balancer_port: None,
         }
     }
 }
@@ -382,13 +399,13 @@ impl ClusterSpec {
     /// else the VIP, else the first master (a cluster without a balancer yet).
     pub fn server_url(&self) -> Result<String> {
         if let Some(name) = self.endpoint.dns_names.first() {
-            return Ok(format!("https://{name}:{}", self.endpoint.port));
+            return Ok(format!("https://{name}:{}", self.endpoint.client_port()));
         }
         let ip = match self.endpoint.vip {
             Some(vip) => vip,
             None => self.first_master_address()?,
         };
-        Ok(url_for(ip, self.endpoint.port))
+        Ok(url_for(ip, self.endpoint.client_port()))
     }
 
     /// `https://address:port` of one member's own API server, which its

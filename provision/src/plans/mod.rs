@@ -12,6 +12,7 @@ pub mod etcd_join;
 pub mod etcd_node;
 pub mod kubectl;
 pub mod leave;
+pub mod load_balancer;
 pub mod master;
 
 pub use artifacts::{
@@ -26,6 +27,10 @@ pub use etcd_join::{AddLearner, PromoteLearner, initial_cluster_for};
 pub use etcd_node::{ETCD_PROGRAMS, EtcdNodeInput, etcd_node};
 pub use kubectl::{ADMIN_CONF, ApiAccess, FIELD_MANAGER, KubectlApply, SUPER_ADMIN_CONF, kubectl};
 pub use leave::{ETCD_UNITS, MASTER_UNITS, teardown_etcd, teardown_master};
+pub use load_balancer::{
+    KEEPALIVED_UNIT, LoadBalancerHostInput, load_balancer_host, load_balancer_inputs_digest,
+    teardown_load_balancer,
+};
 pub use master::{
     ComposeError, MasterOrdinal, bundle_on_host, cluster_inputs_digest, etcd_member_pki,
     master_node, master_pki,

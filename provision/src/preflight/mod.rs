@@ -45,6 +45,7 @@ mod evaluate;
 mod expect;
 mod facts;
 mod listeners;
+mod load_balancer;
 mod ownership;
 mod packages;
 mod parse;
@@ -69,6 +70,10 @@ pub use facts::{
     Access, CAP_SYS_MODULE, CAP_SYS_RESOURCE, Capabilities, CgroupHierarchy, Cgroups, ClockSample,
     ExistingState, Facts, Init, KUBELET_TUNABLES, Kernel, Link, Listener, Module, OsFamily,
     OsRelease, Process, Swap, Sysctl, SystemFacts,
+};
+pub use load_balancer::{
+    LinkAddress, LoadBalancerExpectations, LoadBalancerFacts, LoadBalancerHostProfile,
+    evaluate_load_balancer, gather_load_balancer, load_balancer_script, parse_load_balancer,
 };
 pub use ownership::{Ownership, ownership};
 pub use packages::{OPTIONAL_PROGRAMS, REQUIRED_PROGRAMS, install_command};

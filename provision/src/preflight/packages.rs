@@ -49,6 +49,14 @@ fn package(family: OsFamily, program: &str) -> Option<&'static str> {
         (RedHat | Suse, "conntrack") => "conntrack-tools",
         (Debian | RedHat | Suse, "socat") => "socat",
         (Debian | RedHat | Suse, "sudo") => "sudo",
+        (Debian | RedHat | Suse, "haproxy") => "haproxy",
+        (Debian | RedHat | Suse, "keepalived") => "keepalived",
+        (Debian | RedHat | Suse, "curl") => "curl",
+        (Debian | RedHat | Suse, "bash") => "bash",
+        (Debian | RedHat | Suse, "timeout") => "coreutils",
+        (Debian, "nginx") => "nginx-light libnginx-mod-stream",
+        (RedHat, "nginx") => "nginx nginx-mod-stream",
+        (Suse, "nginx") => "nginx",
         _ => return None,
     })
 }

@@ -10,8 +10,10 @@
 //! rather than escaped; so are the other control characters, which no flag
 //! of any component has a use for.
 //!
-//! The load-balancer renderers (HAProxy or nginx, keepalived) will add their
-//! quoting here.
+//! The load balancer's configurations (HAProxy, nginx, keepalived) quote
+//! nothing: [`load_balancer`](super::load_balancer) admits names and paths
+//! only from small character sets and addresses only as parsed IPs or DNS
+//! names, and refuses anything else; its units use [`systemd_exec_arg`].
 
 use serde::Serialize;
 

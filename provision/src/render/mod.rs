@@ -15,6 +15,7 @@
 //! | [`KubeProxyInput::render`] | cluster, node | `/var/lib/kube-proxy/config.yaml`, `kube-proxy.service` |
 //! | [`CniInput::render`] | the node's pod range | `10-kubeseed.conflist` |
 //! | [`kernel::render`] | — | `modules-load.d/kubeseed.conf`, `sysctl.d/99-kubeseed.conf` |
+//! | [`LoadBalancerInput::render`] | proxy, VIP, interface, backends, VRRP, cluster CA | under `/etc/kubeseed/lb/`: `haproxy.cfg` or `nginx.conf`, `keepalived.conf` (each with its validator), `ca.crt`, `check-proxy.sh` and `vrrp-notify.sh` (0755); `kubeseed-haproxy.service` or `kubeseed-nginx.service`, `kubeseed-keepalived.service` |
 //!
 //! Certificates and kubeconfigs come from [`crate::pki`]; the renderers only
 //! name their paths ([`paths`]).
@@ -27,8 +28,9 @@
 //! flags are used (Kubernetes v1.35, etcd v3.6): settings that have a
 //! configuration-file field go into the file.
 //!
-//! The API load balancer's renderers (HAProxy or nginx, keepalived) will be
-//! siblings of these modules.
+//! The API load balancer ([`load_balancer`]: HAProxy or nginx `stream`, and
+//! keepalived for the VIP) runs under kubeseed's own units; its configurations are [`CheckedFile`]s, each with the command that
+//! makes its program check it (`haproxy -c`, `nginx -t`, `keepalived -t`).
 
 mod audit_policy;
 mod cni;
@@ -44,6 +46,7 @@ mod kube_controller_manager;
 mod kube_proxy;
 mod kube_scheduler;
 mod kubelet;
+pub mod load_balancer;
 mod node_labels;
 pub mod paths;
 mod unit;
@@ -63,6 +66,11 @@ pub use kube_controller_manager::ControllerManagerInput;
 pub use kube_proxy::{FLAGS_HONOURED_WITH_CONFIG, KubeProxyInput};
 pub use kube_scheduler::SchedulerInput;
 pub use kubelet::{KubeletCredentials, KubeletInput};
+pub use load_balancer::{
+    Backend, CheckedFile, DEFAULT_ADVERT_INTERVAL_MS, HAPROXY_STATS_SOCKET, LB_DIR,
+    LoadBalancerInput, Programs, Proxy, RenderedLoadBalancer, TRANSITIONS_LOG, VRRP_STATE_FILE,
+    Vrrp, master_down_interval,
+};
 pub use node_labels::{api_only_labels, kubelet_may_set};
 
 /// What a file is rendered for; errors name it.
@@ -86,10 +94,14 @@ pub enum Component {
     Cni,
     /// Kernel modules and sysctls.
     Kernel,
+    /// The API load balancer: HAProxy or nginx, and keepalived (units named
+    /// by [`Proxy::unit`] and [`load_balancer::KEEPALIVED_UNIT`]).
+    LoadBalancer,
 }
 
 impl Component {
-    /// Every component, in start order.
+    /// Every component of a master or worker node, in start order (not the
+    /// API load balancer, which is provisioned on its own).
     pub const ALL: [Component; 9] = [
         Component::Kernel,
         Component::Containerd,
@@ -114,13 +126,16 @@ impl Component {
             Component::KubeProxy => "kube-proxy",
             Component::Cni => "cni",
             Component::Kernel => "kernel",
+            Component::LoadBalancer => "load-balancer",
         }
     }
 
     /// The systemd unit that runs it (`etcd.service`), if it is a program.
+    /// `None` for the load balancer too: its units depend on the proxy
+    /// ([`Proxy::unit`]).
     pub fn unit_name(self) -> Option<String> {
         match self {
-            Component::Cni | Component::Kernel => None,
+            Component::Cni | Component::Kernel | Component::LoadBalancer => None,
             other => Some(format!("{}.service", other.name())),
         }
     }

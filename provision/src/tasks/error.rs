@@ -19,6 +19,9 @@ pub mod reasons {
     pub const UNEXPECTED_OUTPUT: &str = "UnexpectedOutput";
     /// The run was cancelled.
     pub const CANCELLED: &str = "Cancelled";
+    /// A configuration failed its program's own validation; the running
+    /// one was left in place.
+    pub const CONFIG_INVALID: &str = "ConfigInvalid";
 }
 
 /// Why a task failed, before the runner adds host and task.

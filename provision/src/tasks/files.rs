@@ -73,7 +73,7 @@ impl WriteFiles {
 }
 
 /// A script printing `SHA256 MODE` (octal) or `absent` for each path, one line each.
-fn describe_files(paths: &[String]) -> String {
+pub(crate) fn describe_files(paths: &[String]) -> String {
     let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
     format!(
         "for f in {}; do if [ -f \"$f\" ]; then printf '%s %s\\n' \"$(sha256sum < \"$f\" | cut -c1-64)\" \"$(stat -c %a \"$f\")\"; else echo absent; fi; done",

@@ -17,6 +17,7 @@ mod files;
 mod runner;
 mod shell;
 mod systemd;
+mod validated;
 mod wait;
 
 use std::fmt;
@@ -30,6 +31,7 @@ pub use files::{EnsureDirs, WriteFiles};
 pub use runner::{Event, JOURNAL_DIR, Mode, Outcome, Report, Runner, TaskRecord};
 pub use shell::Shell;
 pub use systemd::{SystemdService, UNIT_STATE_DIR};
+pub use validated::ValidatedFile;
 pub use wait::WaitUntil;
 
 /// What a check found.

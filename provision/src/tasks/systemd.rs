@@ -6,6 +6,11 @@
 //! service reads (unit, configuration, certificates) once it has restarted
 //! with them; a service whose recorded digest differs from the wanted one is
 //! restarted on the next run.
+//!
+//! A service that reloads gracefully (a proxy, keepalived) can name the
+//! inputs a reload applies ([`SystemdService::reloading`]): a change to
+//! those only reloads it, so established connections and a held VIP
+//! survive; its unit or anything else still restarts it.
 
 use futures::future::BoxFuture;
 
@@ -24,6 +29,15 @@ pub struct SystemdService {
     id: String,
     unit: String,
     digest: String,
+    reload_digest: Option<String>,
+}
+
+/// What a service needs, from what its check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Nothing,
+    Reload,
+    Restart,
 }
 
 impl SystemdService {
@@ -34,11 +48,76 @@ impl SystemdService {
             id: id.into(),
             unit: unit.into(),
             digest: digest.into(),
+            reload_digest: None,
         }
+    }
+
+    /// Inputs hashing to `digest` are applied by `systemctl reload` when the
+    /// service is running; `new`'s digest covers what needs a restart.
+    pub fn reloading(mut self, digest: impl Into<String>) -> Self {
+        self.reload_digest = Some(digest.into());
+        self
     }
 
     fn digest_path(&self) -> String {
         format!("{UNIT_STATE_DIR}/{}.sha256", self.unit)
+    }
+
+    fn reload_digest_path(&self) -> String {
+        format!("{UNIT_STATE_DIR}/{}.reload.sha256", self.unit)
+    }
+
+    /// What the service needs, and why, from one look at the host.
+    async fn look(&self, host: &dyn Host) -> Result<(Needs, String), Failure> {
+        let unit = quote(&self.unit);
+        let script = format!(
+            "systemctl is-enabled {unit} 2>/dev/null || true; systemctl is-active {unit} 2>/dev/null || true; cat {} 2>/dev/null || echo none; cat {} 2>/dev/null || echo none",
+            quote(&self.digest_path()),
+            quote(&self.reload_digest_path())
+        );
+        let out = host.run(&script).await?;
+        let text = out.stdout_text();
+        let mut lines = text.lines().map(str::trim);
+        let mut next = || lines.next().unwrap_or_default().to_owned();
+        let (enabled, active, digest, reload) = (next(), next(), next(), next());
+        Ok(if enabled != "enabled" {
+            (Needs::Restart, format!("{} is {enabled}", self.unit))
+        } else if active != "active" {
+            (Needs::Restart, format!("{} is {active}", self.unit))
+        } else if digest != self.digest {
+            (
+                Needs::Restart,
+                format!("{} runs older configuration", self.unit),
+            )
+        } else if self.reload_digest.as_ref().is_some_and(|d| *d != reload) {
+            (
+                Needs::Reload,
+                format!("{} runs an older configuration (reload)", self.unit),
+            )
+        } else {
+            (Needs::Nothing, String::new())
+        })
+    }
+
+    /// Records that the service now runs its wanted inputs.
+    async fn record(&self, host: &dyn Host, restarted: bool) -> Result<(), Failure> {
+        let mut record = format!("install -d -m 0755 {}", quote(UNIT_STATE_DIR));
+        if restarted {
+            record.push_str(&format!(
+                " && printf '%s\\n' {} > {}",
+                quote(&self.digest),
+                quote(&self.digest_path())
+            ));
+        }
+        if let Some(reload) = &self.reload_digest {
+            record.push_str(&format!(
+                " && printf '%s\\n' {} > {}",
+                quote(reload),
+                quote(&self.reload_digest_path())
+            ));
+        }
+        host.run(&record).await?;
+        Ok(())
     }
 }
 
@@ -62,27 +141,10 @@ impl Task for SystemdService {
 
     fn check<'a>(&'a self, host: &'a dyn Host) -> BoxFuture<'a, Result<Check, Failure>> {
         Box::pin(async move {
-            let unit = quote(&self.unit);
-            let script = format!(
-                "systemctl is-enabled {unit} 2>/dev/null || true; systemctl is-active {unit} 2>/dev/null || true; cat {} 2>/dev/null || echo none",
-                quote(&self.digest_path())
-            );
-            let out = host.run(&script).await?;
-            let text = out.stdout_text();
-            let mut lines = text.lines().map(str::trim);
-            let (enabled, active, digest) = (
-                lines.next().unwrap_or_default(),
-                lines.next().unwrap_or_default(),
-                lines.next().unwrap_or_default(),
-            );
-            Ok(if enabled != "enabled" {
-                Check::apply(format!("{} is {enabled}", self.unit))
-            } else if active != "active" {
-                Check::apply(format!("{} is {active}", self.unit))
-            } else if digest != self.digest {
-                Check::apply(format!("{} runs older configuration", self.unit))
-            } else {
-                Check::UpToDate
+            let (needs, why) = self.look(host).await?;
+            Ok(match needs {
+                Needs::Nothing => Check::UpToDate,
+                Needs::Reload | Needs::Restart => Check::apply(why),
             })
         })
     }
@@ -94,10 +156,18 @@ impl Task for SystemdService {
     ) -> BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
             let unit = quote(&self.unit);
-            progress(format!("restarting {}", self.unit));
-            let script = format!(
-                "systemctl daemon-reload && systemctl enable {unit} 2>&1 && systemctl restart {unit}"
-            );
+            let (needs, _) = self.look(host).await?;
+            let (verb, script) = match needs {
+                Needs::Nothing => return Ok(()),
+                Needs::Reload => ("reload", format!("systemctl reload {unit}")),
+                Needs::Restart => (
+                    "restart",
+                    format!(
+                        "systemctl daemon-reload && systemctl enable {unit} 2>&1 && systemctl restart {unit}"
+                    ),
+                ),
+            };
+            progress(format!("{verb} {}", self.unit));
             let out = host
                 .exec(
                     &script,
@@ -109,7 +179,7 @@ impl Task for SystemdService {
                 return Err(Failure::new(
                     reasons::NOT_HEALTHY,
                     format!(
-                        "{} did not start ({}): {}\n--- journalctl -u {} ---\n{journal}",
+                        "{} did not {verb} ({}): {}\n--- journalctl -u {} ---\n{journal}",
                         self.unit,
                         out.status,
                         out.stderr_text().trim(),
@@ -117,14 +187,7 @@ impl Task for SystemdService {
                     ),
                 ));
             }
-            let record = format!(
-                "install -d -m 0755 {dir} && printf '%s\\n' {digest} > {path}",
-                dir = quote(UNIT_STATE_DIR),
-                digest = quote(&self.digest),
-                path = quote(&self.digest_path())
-            );
-            host.run(&record).await?;
-            Ok(())
+            self.record(host, needs == Needs::Restart).await
         })
     }
 }
@@ -145,6 +208,32 @@ mod tests {
         ));
         let host = FakeHost::new("h:22");
         host.on("is-enabled", output(0, "enabled\nactive\nnew\n"));
+        assert_eq!(task.check(&host).await.unwrap(), Check::UpToDate);
+    }
+
+    #[tokio::test]
+    async fn a_reloadable_input_reloads_and_anything_else_restarts() {
+        let task = SystemdService::new("lb/proxy", "p.service", "unit1").reloading("cfg2");
+        let host = FakeHost::new("h:22");
+        host.on("is-enabled", output(0, "enabled\nactive\nunit1\ncfg1\n"));
+        task.apply(&host, &|_| {}).await.unwrap();
+        let cmds = host.commands();
+        assert!(
+            cmds.iter()
+                .any(|c| c == "systemctl reload 'p.service'" || c == "systemctl reload p.service"),
+            "{cmds:?}"
+        );
+        assert!(!cmds.iter().any(|c| c.contains("restart")), "{cmds:?}");
+        let host = FakeHost::new("h:22");
+        host.on("is-enabled", output(0, "enabled\nactive\nunit0\ncfg2\n"));
+        task.apply(&host, &|_| {}).await.unwrap();
+        assert!(
+            host.commands()
+                .iter()
+                .any(|c| c.contains("systemctl restart"))
+        );
+        let host = FakeHost::new("h:22");
+        host.on("is-enabled", output(0, "enabled\nactive\nunit1\ncfg2\n"));
         assert_eq!(task.check(&host).await.unwrap(), Check::UpToDate);
     }
 

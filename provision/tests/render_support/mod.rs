@@ -13,9 +13,10 @@ use kubeseed_provision::cluster::{
 };
 use kubeseed_provision::files::HostFiles;
 use kubeseed_provision::render::{
-    self, ApiServerInput, CniInput, ContainerdInput, ControllerManagerInput, EncryptionConfig,
-    EncryptionKey, EtcdInput, InitialClusterState, KubeProxyInput, KubeletCredentials,
-    KubeletInput, SchedulerInput,
+    self, ApiServerInput, Backend, CniInput, ContainerdInput, ControllerManagerInput,
+    DEFAULT_ADVERT_INTERVAL_MS, EncryptionConfig, EncryptionKey, EtcdInput, InitialClusterState,
+    KubeProxyInput, KubeletCredentials, KubeletInput, LoadBalancerInput, Programs, Proxy,
+    SchedulerInput, Vrrp,
 };
 
 pub const PAUSE_IMAGE: &str = "localhost/kubeseed/pause:3.10.1";
@@ -299,4 +300,131 @@ pub fn exec_start(unit: &str) -> Vec<String> {
         args.push(cur);
     }
     args
+}
+
+/// A fixed self-signed CA certificate (P-256, CN kubernetes, valid until
+/// 2126), so the load balancer's golden files do not change between runs.
+pub const LB_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBgTCCASegAwIBAgIUBe32w53gaGGqMx8BcQ9JXVrhYpswCgYIKoZIzj0EAwIw
+FTETMBEGA1UEAwwKa3ViZXJuZXRlczAgFw0yNjEyMDMwODE2MDdaGA8yMTI2MTEw
+OTA4MTYwN1owFTETMBEGA1UEAwwKa3ViZXJuZXRlczBZMBMGByqGSM49AgEGCCqG
+SM49AwEHA0IABPNj9MgNqQBbzppvPfKZDOIIVtcEYQOOzyV7JaxHJJr/YteODgJA
+RlmHwvOYw88MVdfl3fy9gbead45A5ZjkuNejUzBRMB0GA1UdDgQWBBRl6ouC4JK/
+EXuw0JsUzIaDnoljHDAfBgNVHSMEGDAWgBRl6ouC4JK/EXuw0JsUzIaDnoljHDAP
+BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQD4UKyvCuAmSEmUi8X+
+HD0fBMb3pfjgBw00ND1Ok/j1EwIgQNFPdYxu1F79b2rW98EKSJf1usNFXYjv3BmN
+M4aaHdI=
+-----END CERTIFICATE-----
+";
+
+/// The cluster's three masters as the load balancer's backends.
+fn lb_masters() -> Vec<Backend> {
+    [
+        ("master-1", "10.213.0.11"),
+        ("master-2", "10.213.0.12"),
+        ("master-3", "10.213.0.13"),
+    ]
+    .into_iter()
+    .map(|(name, address)| Backend {
+        name: name.into(),
+        address: address.into(),
+        port: 6443,
+    })
+    .collect()
+}
+
+/// lb-1 of two load-balancer hosts (10.213.0.31-32), HAProxy in front of
+/// the three masters, VIP 10.213.0.100/24 on eth0.
+pub fn lb_haproxy() -> LoadBalancerInput {
+    LoadBalancerInput {
+        proxy: Proxy::HaProxy,
+        port: 6443,
+        vip: ip("10.213.0.100"),
+        prefix_len: 24,
+        interface: "eth0".into(),
+        backends: lb_masters(),
+        vrrp: Vrrp {
+            instance: "kubeseed_api".into(),
+            router_id: 51,
+            priority: 150,
+            advert_interval_ms: DEFAULT_ADVERT_INTERVAL_MS,
+            unicast_source: ip("10.213.0.31"),
+            unicast_peers: vec![ip("10.213.0.32")],
+        },
+        ca_pem: LB_CA_PEM.into(),
+        programs: Programs::default_for(Proxy::HaProxy),
+        nginx_stream_module: None,
+    }
+}
+
+/// lb-2 of three, nginx (Debian's dynamic stream module) on an IPv6 VIP,
+/// two backends: one by IPv6 address, one by DNS name.
+pub fn lb_nginx_ipv6() -> LoadBalancerInput {
+    LoadBalancerInput {
+        proxy: Proxy::Nginx,
+        port: 8443,
+        vip: ip("fd00:213::100"),
+        prefix_len: 64,
+        interface: "ens3".into(),
+        backends: vec![
+            Backend {
+                name: "master-1".into(),
+                address: "fd00:213::11".into(),
+                port: 6443,
+            },
+            Backend {
+                name: "master-2".into(),
+                address: "master-2.lab.internal".into(),
+                port: 6443,
+            },
+        ],
+        vrrp: Vrrp {
+            instance: "kubeseed_api_v6".into(),
+            router_id: 52,
+            priority: 100,
+            advert_interval_ms: 1000,
+            unicast_source: ip("fd00:213::32"),
+            unicast_peers: vec![ip("fd00:213::31"), ip("fd00:213::33")],
+        },
+        ca_pem: LB_CA_PEM.into(),
+        programs: Programs::default_for(Proxy::Nginx),
+        nginx_stream_module: Some("/usr/lib/nginx/modules/ngx_stream_module.so".into()),
+    }
+}
+
+/// The only load-balancer host, nginx with nothing healthy behind it yet:
+/// the placeholder upstream server, multicast adverts.
+pub fn lb_nginx_alone() -> LoadBalancerInput {
+    let mut input = lb_haproxy();
+    input.proxy = Proxy::Nginx;
+    input.programs = Programs::default_for(Proxy::Nginx);
+    input.nginx_stream_module = Some("/usr/lib/nginx/modules/ngx_stream_module.so".into());
+    input.backends.clear();
+    input.vrrp.unicast_peers.clear();
+    input
+}
+
+/// The load-balancer cases, every file of each.
+pub fn lb_cases() -> Vec<Case> {
+    [
+        ("lb-haproxy", lb_haproxy()),
+        ("lb-nginx-ipv6", lb_nginx_ipv6()),
+        ("lb-nginx-alone", lb_nginx_alone()),
+    ]
+    .into_iter()
+    .map(|(name, input)| Case {
+        name,
+        files: input.render().unwrap().all_files(),
+    })
+    .collect()
+}
+
+/// Whether the test runs as root (the program tests need namespaces).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next().map(|uid| uid == "0"))
+        .unwrap_or(false)
 }
