@@ -117,7 +117,7 @@ fn kubeadm_images() -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "KUBEADM_IMAGES is not set: build them with `bash e2e/toolchain/kubeadm-images.sh` \
-                 and export the KUBEADM_IMAGES=... line it prints (e2e/test.sh does)"
+                 and export the KUBEADM_IMAGES=... line it prints (e2e/bench.sh does)"
             )
         });
     assert!(
