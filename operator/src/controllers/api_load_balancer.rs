@@ -425,19 +425,7 @@ async fn reconcile(obj: Arc<ApiLoadBalancer>, ctx: Arc<Context>) -> Result<Actio
     let masters = masters.list(&ListParams::default()).await?.items;
     let etcd: Api<EtcdMember> = Api::all(ctx.client.clone());
     let etcd = etcd.list(&ListParams::default()).await?.items;
-    let material = match ClusterMaterial::load(&ctx).await {
-        Ok(m) => m,
-        Err(e) => {
-            book.phase(Phase::Failed).set(
-                READY,
-                false,
-                e.event_reason(),
-                format!("{e}; nothing was done to the hosts"),
-            );
-            book.write().await?;
-            return Err(e);
-        }
-    };
+    let material = steps::material(&ctx, &mut book).await?;
     let api_port = material.record.endpoint_port;
     let (vip, prefix_len) = parse_vip(&spec.vip).map_err(plan_error)?;
     if let Some(why) = conflict_with_masters(spec, &masters, api_port) {

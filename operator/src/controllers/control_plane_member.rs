@@ -145,19 +145,7 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
             return Ok(Action::requeue(REFUSED_RETRY));
         }
     };
-    let material = match ClusterMaterial::load(&ctx).await {
-        Ok(m) => m,
-        Err(e) => {
-            book.phase(Phase::Failed).set(
-                READY,
-                false,
-                e.event_reason(),
-                format!("{e}; nothing was done to the host"),
-            );
-            book.write().await?;
-            return Err(e);
-        }
-    };
+    let material = steps::material(&ctx, &mut book).await?;
     if let Some(why) = unsupported(&obj.spec, &material) {
         steps::refuse(&ctx, &mut book, obj.as_ref(), "Unsupported", why).await?;
         return Ok(Action::requeue(REFUSED_RETRY));

@@ -72,6 +72,27 @@ pub async fn reach<K: Member>(
     Ok(session)
 }
 
+/// The cluster's material (record, CAs, encryption key); when it cannot be
+/// read, `Ready=False` says why and that nothing was done.
+pub async fn material<K: Member>(
+    ctx: &Context,
+    book: &mut StatusBook<'_, K>,
+) -> Result<ClusterMaterial> {
+    match ClusterMaterial::load(ctx).await {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            book.phase(Phase::Failed).set(
+                READY,
+                false,
+                e.event_reason(),
+                format!("{e}; nothing was done to the host"),
+            );
+            book.write().await?;
+            Err(e)
+        }
+    }
+}
+
 /// The identity a host of this cluster carries (a re-run finds it there).
 pub fn cluster_identity(material: &ClusterMaterial) -> ClusterIdentity {
     ClusterIdentity {
