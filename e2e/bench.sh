@@ -27,7 +27,7 @@ KUBEADM_IMAGES=$(last_value KUBEADM_IMAGES "$images_out")
 export KUBESEED_TOOLCHAIN KUBESEED_BUNDLE KUBEADM_IMAGES
 
 cargo build --locked -p kubeseed-bootstrap
-for bench in seed_bench control_plane_bench; do
+for bench in seed_bench control_plane_bench workers_bench; do
   echo "== $bench"
   cargo test --locked -p kubeseed-e2e --test "$bench" -- --nocapture
 done

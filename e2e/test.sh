@@ -64,7 +64,7 @@ cargo test --locked -p kubeseed-e2e --lib --bins --test cli --test lab -- --test
 # ready at once, then reads 3), and the benchmarks' figures skew.
 echo "== the lab scenarios, one at a time"
 built=$(cargo test --locked -p kubeseed-e2e --no-run \
-  --test seed --test control_plane --test external_etcd 2>&1 | tee /dev/stderr)
+  --test seed --test workers --test control_plane --test external_etcd 2>&1 | tee /dev/stderr)
 binary() { printf '%s\n' "$built" | sed -n "s|.*Executable tests/$1\.rs (\(.*\))|\1|p" | tail -n 1; }
 run_group() {
   local name status=0
@@ -81,7 +81,7 @@ run_group() {
 }
 # The benchmarks (seed vs kubeadm, joins vs by hand, operator memory) are
 # not tests: `bash e2e/bench.sh` runs them against the release image.
-run_group seed control_plane external_etcd ||
+run_group seed workers control_plane external_etcd ||
   { echo "e2e/test.sh: a lab scenario failed (see the [name]-prefixed lines above)" >&2; exit 1; }
 
 echo "== operator image: imported and run by a private containerd (built above)"

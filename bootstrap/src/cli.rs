@@ -97,6 +97,13 @@ pub struct SeedArgs {
     #[arg(long, default_value = "10.244.0.0/16")]
     pub pod_cidr: String,
 
+    /// Who gives Pods their network in a new cluster: `bridge` (kubeseed's
+    /// bridge + host-local CNI and routes between the nodes, all on one L2
+    /// network or routed hosts) or `none` (you install a CNI such as Calico
+    /// or Cilium; nodes stay NotReady until you do).
+    #[arg(long, value_enum, default_value_t = PodNetworkArg::Bridge)]
+    pub pod_network: PodNetworkArg,
+
     /// Service address range of a new cluster.
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cidr: String,
@@ -131,4 +138,22 @@ pub struct UseEndpointArgs {
     /// Check the endpoint and print what would change, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `--pod-network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PodNetworkArg {
+    /// kubeseed's bridge CNI and routes between nodes.
+    Bridge,
+    /// A CNI you install.
+    None,
+}
+
+impl From<PodNetworkArg> for kubeseed_provision::cluster::PodNetwork {
+    fn from(arg: PodNetworkArg) -> Self {
+        match arg {
+            PodNetworkArg::Bridge => Self::Bridge,
+            PodNetworkArg::None => Self::None,
+        }
+    }
 }

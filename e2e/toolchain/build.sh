@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the real Kubernetes, etcd, Helm, containerd, runc and CNI programs (and
-# a pause image) kubeseed runs, from their Go modules: the only source this
+# the pause and CoreDNS images) kubeseed runs, from their Go modules: the only source this
 # machine can reach is the Go module proxy.
 #
 # Usage:   bash e2e/toolchain/build.sh [--verify]
@@ -26,7 +26,8 @@
 #
 # Environment (all optional):
 #   K8S_VERSION ETCD_VERSION HELM4_VERSION HELM3_VERSION CONTAINERD_VERSION
-#   RUNC_VERSION CNI_PLUGINS_VERSION PAUSE_VERSION   versions to build
+#   RUNC_VERSION CNI_PLUGINS_VERSION PAUSE_VERSION
+#   COREDNS_VERSION                                  versions to build
 #   KUBESEED_CACHE   cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/kubeseed)
 #   GOMODCACHE GOCACHE GOPATH  default to $KUBESEED_CACHE/go/{mod,build,path} so CI on the
 #                    same machine reuses downloads and compiled packages, and one
@@ -67,6 +68,8 @@ CNI_PLUGINS_VERSION="${CNI_PLUGINS_VERSION:-v1.10.0}"
 # The TAG in the Kubernetes module's build/pause/Makefile; pinned here so the
 # image name is known without building, and checked against the Makefile.
 PAUSE_VERSION="${PAUSE_VERSION:-3.10.1}"
+# Cluster DNS, deployed by kubeseed from an image built here (nothing is pulled).
+COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 KUBELET_CGO="${KUBELET_CGO:-1}"
 
 VERIFY=0
@@ -78,7 +81,7 @@ case "${1:-}" in
 esac
 
 for v in "$K8S_VERSION" "$ETCD_VERSION" "$HELM4_VERSION" "$HELM3_VERSION" \
-         "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_PLUGINS_VERSION"; do
+         "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CNI_PLUGINS_VERSION" "$COREDNS_VERSION"; do
   if ! [[ "$v" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
     echo "build.sh: version '$v' is not of the form vMAJOR.MINOR.PATCH (e.g. K8S_VERSION=v1.35.8)" >&2
     exit 2
@@ -128,10 +131,12 @@ STAMP="$ROOT/.complete"
 # The CNI plugins go to bin/cni/: the layout of a host's /opt/cni/bin, and
 # names like `bridge` and `loopback` stay off a PATH that holds bin/.
 PROGRAMS=(etcd etcdctl helm helm3 kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet kube-proxy
-          kubeadm containerd containerd-shim-runc-v2 ctr runc cni/bridge cni/host-local cni/loopback cni/portmap)
+          kubeadm containerd containerd-shim-runc-v2 ctr runc cni/bridge cni/host-local cni/loopback cni/portmap
+          coredns)
 # Files in the bin directory that are not programs.
-FILES=(pause.oci.tar)
+FILES=(pause.oci.tar coredns.oci.tar)
 PAUSE_IMAGE="localhost/kubeseed/pause:$PAUSE_VERSION"
+COREDNS_IMAGE="localhost/kubeseed/coredns:${COREDNS_VERSION#v}"
 
 log() { printf '%s build.sh: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -149,7 +154,7 @@ finish() {
 # next call takes the slow path once, which compares every program's recipe
 # and rebuilds only those whose recipe changed.
 SCRIPT_SUM="$(sha256sum <"${BASH_SOURCE[0]}")"
-SIGNATURE="$KEY containerd-$CONTAINERD_VERSION runc-$RUNC_VERSION cni-$CNI_PLUGINS_VERSION pause-$PAUSE_VERSION kubelet_cgo-$KUBELET_CGO epoch-${SOURCE_DATE_EPOCH:-} script-${SCRIPT_SUM%% *}"
+SIGNATURE="$KEY containerd-$CONTAINERD_VERSION runc-$RUNC_VERSION cni-$CNI_PLUGINS_VERSION pause-$PAUSE_VERSION coredns-$COREDNS_VERSION kubelet_cgo-$KUBELET_CGO epoch-${SOURCE_DATE_EPOCH:-} script-${SCRIPT_SUM%% *}"
 
 # Fast path: no lock, no go invocation beyond `go env` above.
 if [[ -f "$STAMP" && "$(<"$STAMP")" == "$SIGNATURE" ]]; then
@@ -277,7 +282,8 @@ for m in "k8s.io/kubernetes@$K8S_VERSION" "go.etcd.io/etcd/server/v3@$ETCD_VERSI
          "helm.sh/helm/v4@$HELM4_VERSION" "helm.sh/helm/v3@$HELM3_VERSION" \
          "github.com/containerd/containerd/v2@$CONTAINERD_VERSION" \
          "github.com/opencontainers/runc@$RUNC_VERSION" \
-         "github.com/containernetworking/plugins@$CNI_PLUGINS_VERSION"; do
+         "github.com/containernetworking/plugins@$CNI_PLUGINS_VERSION" \
+         "github.com/coredns/coredns@$COREDNS_VERSION"; do
   need="$(go_line "$m")"
   if [[ -n "$need" && "$(printf '%s\n%s\n' "$need" "$HAVE_GO" | sort -V | head -1)" != "$need" ]]; then
     echo "build.sh: $m needs Go >= $need, but $GO_VERSION is installed (GOTOOLCHAIN=local: no other Go is downloaded); install Go >= $need" >&2
@@ -446,6 +452,13 @@ build_one cni/host-local "$CNI_DIR" "$CNI_MOD/plugins/ipam/host-local" 0 "$CNI_L
 build_one cni/loopback "$CNI_DIR" "$CNI_MOD/plugins/main/loopback" 0 "$CNI_LD" ""
 build_one cni/portmap "$CNI_DIR" "$CNI_MOD/plugins/meta/portmap" 0 "$CNI_LD" ""
 
+# ---- CoreDNS ------------------------------------------------------------------
+# As CoreDNS's Makefile: CGO_ENABLED=0, `-s -w` and coremain.GitCommit stamped
+# (empty: the proxy does not carry the commit). The default plugin set of the
+# release (plugin.cfg as published) is what the module's main package links.
+CDNS_DIR="$(simple_wrapper coredns github.com/coredns/coredns "$COREDNS_VERSION")"
+build_one coredns "$CDNS_DIR" github.com/coredns/coredns 0 "-X github.com/coredns/coredns/coremain.GitCommit=" ""
+
 # ---- pause image ------------------------------------------------------------
 # build/pause/Makefile: CFLAGS = -Os -Wall -Werror -static -DVERSION=v$(TAG)-$(REV),
 # then strip; REV is `git describe --contains` of the source commit, which for
@@ -478,6 +491,26 @@ else
   log "pause.oci.tar: $PAUSE_IMAGE built in $(( $(date +%s) - t0 ))s"
 fi
 
+# ---- CoreDNS image ----------------------------------------------------------
+# As CoreDNS's Dockerfile: the one program /coredns, run as the nonroot user
+# 65532, ENTRYPOINT ["/coredns"]. No CA bundle: kubeseed's Corefile forwards
+# plain DNS only.
+COREDNS_SUM="$(sha256sum <"$BIN/coredns")"
+COREDNS_RECIPE="coredns ${COREDNS_SUM%% *} image=$COREDNS_IMAGE epoch=$BUILD_EPOCH"
+if up_to_date coredns.oci.tar "$COREDNS_RECIPE"; then
+  log "coredns.oci.tar: already built"
+else
+  invalidate
+  CDNS_WORK="$(mktemp -d)"
+  mkdir "$CDNS_WORK/rootfs"
+  install -m 0755 "$BIN/coredns" "$CDNS_WORK/rootfs/coredns"
+  bash "$SCRIPT_DIR/oci-image.sh" --rootfs "$CDNS_WORK/rootfs" --name "$COREDNS_IMAGE" \
+    --out "$BIN/coredns.oci.tar" --entrypoint /coredns --user 65532:65532 --epoch "$BUILD_EPOCH" --title coredns
+  rm -rf "$CDNS_WORK"
+  record coredns.oci.tar "$COREDNS_RECIPE"
+  log "coredns.oci.tar: $COREDNS_IMAGE built"
+fi
+
 # ---- kubeadm ------------------------------------------------------------------
 # Only the seed benchmark uses it (the reference `kubeadm init`), so it comes
 # last. Static like upstream (it is in KUBE_STATIC_BINARIES).
@@ -502,6 +535,8 @@ RUNC_VERSION=$RUNC_VERSION
 CNI_PLUGINS_VERSION=$CNI_PLUGINS_VERSION
 PAUSE_VERSION=$PAUSE_VERSION
 PAUSE_IMAGE=$PAUSE_IMAGE
+COREDNS_VERSION=$COREDNS_VERSION
+COREDNS_IMAGE=$COREDNS_IMAGE
 GO_VERSION=$GO_VERSION
 BUILD_DATE=$BUILD_DATE
 EOF

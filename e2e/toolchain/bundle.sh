@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Assembles the artifact bundle a seed installs from: the toolchain's programs,
-# the CNI plugins, the pause and operator images and the Helm chart, with a
+# the CNI plugins, the pause, CoreDNS and operator images and the Helm chart, with a
 # SHA256SUMS manifest, in a directory named after that manifest's hash.
 #
 # Usage:   bash e2e/toolchain/bundle.sh [--operator-image PATH NAME] [--verify]
@@ -14,13 +14,13 @@
 # (other code depends on it; <key> = first 16 hex of sha256(SHA256SUMS)):
 #   SHA256SUMS   "<hex>  <relative path>" for every file below, sorted by path
 #   VERSIONS     KUBERNETES_VERSION ETCD_VERSION CONTAINERD_VERSION RUNC_VERSION
-#                CNI_PLUGINS_VERSION HELM_VERSION PAUSE_IMAGE OPERATOR_IMAGE
-#                OPERATOR_VERSION, as KEY=VALUE lines
+#                CNI_PLUGINS_VERSION HELM_VERSION PAUSE_IMAGE COREDNS_IMAGE
+#                OPERATOR_IMAGE OPERATOR_VERSION, as KEY=VALUE lines
 #   bin/         kube-apiserver kube-controller-manager kube-scheduler kubelet
 #                kube-proxy kubectl etcd etcdctl helm containerd
 #                containerd-shim-runc-v2 ctr runc
 #   cni/         bridge host-local loopback portmap
-#   images/      pause.oci.tar kubeseed-operator.oci.tar
+#   images/      pause.oci.tar coredns.oci.tar kubeseed-operator.oci.tar
 #   charts/kubeseed/  a copy of the repository's chart
 # A bundle never changes once renamed into place: identical inputs give the
 # same key and the existing directory is reused; different inputs give a new one.
@@ -98,7 +98,7 @@ declare -A TC_VERSION
 while IFS='=' read -r k v; do
   [[ -n "$k" ]] && TC_VERSION["$k"]="$v"
 done <"$TC/versions.env"
-for k in K8S_VERSION ETCD_VERSION CONTAINERD_VERSION RUNC_VERSION CNI_PLUGINS_VERSION HELM4_VERSION PAUSE_IMAGE; do
+for k in K8S_VERSION ETCD_VERSION CONTAINERD_VERSION RUNC_VERSION CNI_PLUGINS_VERSION HELM4_VERSION PAUSE_IMAGE COREDNS_IMAGE; do
   if [[ -z "${TC_VERSION[$k]:-}" ]]; then
     echo "bundle.sh: $TC/versions.env has no $k; re-run bash e2e/toolchain/build.sh" >&2
     exit 1
@@ -111,6 +111,7 @@ RUNC_VERSION=${TC_VERSION[RUNC_VERSION]}
 CNI_PLUGINS_VERSION=${TC_VERSION[CNI_PLUGINS_VERSION]}
 HELM_VERSION=${TC_VERSION[HELM4_VERSION]}
 PAUSE_IMAGE=${TC_VERSION[PAUSE_IMAGE]}
+COREDNS_IMAGE=${TC_VERSION[COREDNS_IMAGE]}
 OPERATOR_IMAGE=$OPERATOR_IMAGE
 OPERATOR_VERSION=$OPERATOR_VERSION"
 
@@ -124,7 +125,7 @@ declare -A TC_SUM
 while read -r sum name; do
   TC_SUM["$name"]="$sum"
 done <"$TC/SHA256SUMS"
-for name in "${BIN_PROGRAMS[@]}" "${CNI_PLUGINS[@]/#/cni/}" pause.oci.tar; do
+for name in "${BIN_PROGRAMS[@]}" "${CNI_PLUGINS[@]/#/cni/}" pause.oci.tar coredns.oci.tar; do
   if [[ -z "${TC_SUM[$name]:-}" ]]; then
     echo "bundle.sh: $name is not in $TC/SHA256SUMS; re-run bash e2e/toolchain/build.sh" >&2
     exit 1
@@ -142,6 +143,7 @@ MANIFEST="$(
     for p in "${BIN_PROGRAMS[@]}"; do printf '%s  bin/%s\n' "$(tc_sum "$p")" "$p"; done
     for p in "${CNI_PLUGINS[@]}"; do printf '%s  cni/%s\n' "$(tc_sum "cni/$p")" "$p"; done
     printf '%s  images/pause.oci.tar\n' "$(tc_sum pause.oci.tar)"
+    printf '%s  images/coredns.oci.tar\n' "$(tc_sum coredns.oci.tar)"
     printf '%s  images/kubeseed-operator.oci.tar\n' "$(sha256sum <"$OPERATOR_IMAGE_PATH" | cut -c1-64)"
     (cd "$REPO/charts" && sha256sum "${CHART_FILES[@]}") | sed 's|  kubeseed/|  charts/kubeseed/|'
     printf '%s  VERSIONS\n' "$(printf '%s\n' "$VERSIONS" | sha256sum | cut -c1-64)"
@@ -179,6 +181,7 @@ link() { ln -f "$1" "$2" 2>/dev/null || cp -f "$1" "$2"; }
 for p in "${BIN_PROGRAMS[@]}"; do link "$TC/$p" "$TMP/bin/$p"; done
 for p in "${CNI_PLUGINS[@]}"; do link "$TC/cni/$p" "$TMP/cni/$p"; done
 link "$TC/pause.oci.tar" "$TMP/images/pause.oci.tar"
+link "$TC/coredns.oci.tar" "$TMP/images/coredns.oci.tar"
 link "$OPERATOR_IMAGE_PATH" "$TMP/images/kubeseed-operator.oci.tar"
 # The chart is copied (the working tree changes under it), with plain modes.
 for f in "${CHART_FILES[@]}"; do

@@ -59,7 +59,7 @@ mod tests {
         Desired {
             type_: "Ready",
             status,
-            reason: "NotImplemented",
+            reason: "Waiting",
             message: "m".into(),
         }
     }
@@ -92,14 +92,14 @@ mod tests {
         let d = [
             ready("False"),
             Desired {
-                type_: "Implemented",
+                type_: "Provisioned",
                 status: "False",
-                reason: "NotImplemented",
+                reason: "Waiting",
                 message: "m".into(),
             },
         ];
         let c = merge(&[], &d, None, at(1));
         let types: Vec<_> = c.iter().map(|c| c.type_.as_str()).collect();
-        assert_eq!(types, ["Ready", "Implemented"]);
+        assert_eq!(types, ["Ready", "Provisioned"]);
     }
 }

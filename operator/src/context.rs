@@ -40,7 +40,24 @@ pub struct Context {
     pub restart_turn: Arc<tokio::sync::Mutex<()>>,
     /// Where this replica runs: its Pod and Node (in-cluster).
     pub whereabouts: Whereabouts,
+    /// The bootstrap token made for each joining worker, reused by its
+    /// retries while it has time left: the operator may create tokens but
+    /// neither read nor delete them, so every retry with a new one would
+    /// leave another Secret for the token cleaner.
+    pub bootstrap_tokens: Arc<std::sync::Mutex<BootstrapTokens>>,
+    /// Evicts Pods: a client that does not retry 429, so a refusal by a
+    /// PodDisruptionBudget comes back at once (see `drain`).
+    pub eviction_client: Client,
 }
+
+/// Node name → its bootstrap token and when that expires.
+pub type BootstrapTokens = std::collections::HashMap<
+    String,
+    (
+        kubeseed_provision::pki::BootstrapToken,
+        time::OffsetDateTime,
+    ),
+>;
 
 /// This replica's Pod and Node, when it runs in the cluster.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +79,13 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
+    /// The same context evicting Pods with `client` (one built without
+    /// retries of 429: see [`Context::eviction_client`]).
+    pub fn with_eviction_client(mut self, client: Client) -> Self {
+        self.eviction_client = client;
+        self
+    }
+
     /// Builds a context; `instance` (the Pod name) tells Events of different
     /// replicas apart.
     pub fn new(
@@ -79,6 +103,7 @@ impl Context {
         };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
+            eviction_client: client.clone(),
             client,
             metrics,
             ssh_limits,
@@ -86,6 +111,7 @@ impl Context {
             bundle_root,
             restart_turn: Arc::default(),
             whereabouts,
+            bootstrap_tokens: Arc::default(),
         }
     }
 }

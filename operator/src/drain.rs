@@ -66,7 +66,7 @@ pub async fn drain(ctx: &Context, node: &str, timeout: Duration) -> Result<()> {
             let (Some(ns), Some(name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
                 continue;
             };
-            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+            let api: Api<Pod> = Api::namespaced(ctx.eviction_client.clone(), ns);
             match api.evict(name, &EvictParams::default()).await {
                 Ok(_) => {}
                 // 429: a PodDisruptionBudget says not now; 404: gone already.
@@ -117,7 +117,7 @@ pub async fn hand_over(ctx: &Context, node: &str) -> Result<()> {
     let Some(pod) = ctx.whereabouts.pod.as_deref() else {
         return Ok(());
     };
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pods: Api<Pod> = Api::namespaced(ctx.eviction_client.clone(), &ctx.namespace);
     match pods.evict(pod, &EvictParams::default()).await {
         Ok(_) => Err(Error::Plan {
             reason: "HandingOver",

@@ -33,8 +33,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = Latch::new();
     trigger_on_signals(shutdown.clone()).context("cannot install signal handlers")?;
 
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
+        .context("cannot configure a Kubernetes client (in-cluster or KUBECONFIG)")?;
+    let client = kube::Client::try_from(kube_config.clone())
+        .context("cannot configure a Kubernetes client (in-cluster or KUBECONFIG)")?;
+    // An eviction a PodDisruptionBudget refuses answers 429, which the
+    // default client retries with a backoff of up to 1000 s: a drain would
+    // hang there instead of reporting DrainStuck. Evictions get no retries.
+    let mut no_retry = kube_config;
+    no_retry.default_retry = false;
+    let eviction_client = kube::Client::try_from(no_retry)
         .context("cannot configure a Kubernetes client (in-cluster or KUBECONFIG)")?;
     let metrics = Metrics::new();
     // A standby confirms it reaches the API every retry period; three missed
@@ -52,18 +61,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(serve);
     info!(%addr, identity = %identity, namespace = %config.namespace, "kubeseed-operator started");
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        &identity,
-        metrics.clone(),
-        kubeseed_provision::ssh::Limits::default(),
-        &config.namespace,
-        config.bundle_root.clone(),
-        crate::context::Whereabouts {
-            pod: config.identity.clone(),
-            node: config.node_name.clone(),
-        },
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            &identity,
+            metrics.clone(),
+            kubeseed_provision::ssh::Limits::default(),
+            &config.namespace,
+            config.bundle_root.clone(),
+            crate::context::Whereabouts {
+                pod: config.identity.clone(),
+                node: config.node_name.clone(),
+            },
+        )
+        .with_eviction_client(eviction_client),
+    );
 
     let result = if config.leader_elect {
         let lease = LeaseConfig {

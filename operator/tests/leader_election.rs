@@ -15,7 +15,7 @@ use common::operator::{Operator, install_chart, service_account_kubeconfig};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kubeseed_crds::v1alpha1::conditions::{IMPLEMENTED, READY, REASON_NOT_IMPLEMENTED};
+use kubeseed_crds::v1alpha1::conditions::READY;
 use kubeseed_crds::v1alpha1::{ApiLoadBalancer, Phase, WorkerNode};
 use kubeseed_operator::controllers::FINALIZER;
 use kubeseed_testenv::controlplane::ControlPlane;
@@ -109,18 +109,19 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     assert!(b.metrics().await.contains("kubeseed_leader 0"));
     assert_eq!(holder(&leases).await.as_deref(), Some("op-a"));
 
-    // The leader reconciles: finalizer, NotImplemented status, Warning event.
-    // A kind whose provisioning has not landed: its status says so.
-    let cpms: Api<WorkerNode> = Api::all(admin.clone());
-    cpms.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"apiVersion": "kubeseed.io/v1alpha1", "kind": "WorkerNode",
-            "metadata": {"name": "worker-1"},
-            "spec": {"host": {"address": "10.213.0.12", "sshKeySecretRef": {"name": "kubeseed-ssh"}}}}))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    // The leader reconciles: finalizer, a status saying why nothing was
+    // done (no seed ran here, so there is no cluster record), Warning event.
+    let workers: Api<WorkerNode> = Api::all(admin.clone());
+    workers
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "kubeseed.io/v1alpha1", "kind": "WorkerNode",
+                "metadata": {"name": "worker-1"},
+                "spec": {"host": {"address": "10.213.0.12", "sshKeySecretRef": {"name": "kubeseed-ssh"}}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
     let lbs: Api<ApiLoadBalancer> = Api::all(admin.clone());
     lbs.create(
         &PostParams::default(),
@@ -133,34 +134,30 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     )
     .await
     .unwrap();
-    let cp1 = wait_for("worker-1 status", Duration::from_secs(20), async || {
-        let o = cpms.get("worker-1").await.ok()?;
+    let w1 = wait_for("worker-1 status", Duration::from_secs(20), async || {
+        let o = workers.get("worker-1").await.ok()?;
         let s = o.status.clone()?;
-        (s.common.observed_generation == Some(1)).then_some(o)
+        (!s.common.conditions.is_empty()).then_some(o)
     })
     .await;
     assert!(
-        cp1.metadata
+        w1.metadata
             .finalizers
             .clone()
             .unwrap_or_default()
             .contains(&FINALIZER.to_owned())
     );
-    let s = cp1.status.unwrap();
-    assert_eq!(s.common.phase, Some(Phase::Pending));
-    let implemented = cond(&s.common.conditions, IMPLEMENTED).expect("Implemented condition");
+    let s = w1.status.unwrap();
+    assert_eq!(s.common.phase, Some(Phase::Failed));
+    let ready = cond(&s.common.conditions, READY).expect("Ready condition");
     assert_eq!(
-        (implemented.status.as_str(), implemented.reason.as_str()),
-        ("False", REASON_NOT_IMPLEMENTED)
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ClusterMaterialInvalid")
     );
     assert!(
-        implemented.message.contains("10.213.0.12"),
+        ready.message.contains("nothing was done"),
         "{}",
-        implemented.message
-    );
-    assert_eq!(
-        cond(&s.common.conditions, READY).map(|c| c.status.as_str()),
-        Some("False")
+        ready.message
     );
     let lb = wait_for("lb-1 status", Duration::from_secs(20), async || {
         lbs.get("lb-1")
@@ -184,7 +181,7 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     );
     let events: Api<K8sEvent> = Api::namespaced(admin.clone(), "default");
     wait_for(
-        "the NotImplemented event",
+        "the ClusterMaterialInvalid event",
         Duration::from_secs(10),
         async || {
             events
@@ -194,7 +191,7 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
                 .items
                 .into_iter()
                 .find(|e| {
-                    e.reason.as_deref() == Some(REASON_NOT_IMPLEMENTED)
+                    e.reason.as_deref() == Some("ClusterMaterialInvalid")
                         && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("worker-1")
                         && e.type_.as_deref() == Some("Warning")
                 })
@@ -214,7 +211,7 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     let log = a.log();
     let line = log
         .lines()
-        .find(|l| l.contains("not implemented yet") && l.contains("\"name\":\"worker-1\""))
+        .find(|l| l.contains("reconcile failed") && l.contains("\"name\":\"worker-1\""))
         .unwrap_or_else(|| panic!("no reconcile line for worker-1:\n{log}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["span"]["host"], "10.213.0.12", "{line}");
@@ -243,18 +240,19 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     assert!(a.log().contains("released the leader Lease"));
 
     // B reconciles now: a spec change is observed.
-    cpms.patch(
-        "worker-1",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"kubernetesVersion": "v1.35.8"}})),
-    )
-    .await
-    .unwrap();
+    workers
+        .patch(
+            "worker-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"kubernetesVersion": "v1.35.8"}})),
+        )
+        .await
+        .unwrap();
     wait_for(
         "B to observe generation 2",
         Duration::from_secs(20),
         async || {
-            (cpms
+            (workers
                 .get("worker-1")
                 .await
                 .ok()?
@@ -311,11 +309,17 @@ async fn leader_reconciles_and_hands_over_when_stopped() {
     );
 
     // C runs the cleanup: deleting the member removes the finalizer.
-    cpms.delete("worker-1", &DeleteParams::default())
+    workers
+        .delete("worker-1", &DeleteParams::default())
         .await
         .unwrap();
     wait_for("worker-1 to be gone", Duration::from_secs(20), async || {
-        cpms.get_opt("worker-1").await.ok()?.is_none().then_some(())
+        workers
+            .get_opt("worker-1")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
     })
     .await;
 

@@ -31,7 +31,11 @@ pub const CNI: &[&str] = &[
     "cni/loopback",
     "cni/portmap",
 ];
-pub const IMAGES: &[&str] = &["images/pause.oci.tar", "images/kubeseed-operator.oci.tar"];
+pub const IMAGES: &[&str] = &[
+    "images/pause.oci.tar",
+    "images/coredns.oci.tar",
+    "images/kubeseed-operator.oci.tar",
+];
 pub const CHART: &[&str] = &[
     "charts/kubeseed/Chart.yaml",
     "charts/kubeseed/values.yaml",
@@ -50,6 +54,7 @@ RUNC_VERSION=v1.3.0
 CNI_PLUGINS_VERSION=v1.8.0
 HELM_VERSION=v3.19.0
 PAUSE_IMAGE=registry.k8s.io/pause:3.10.1
+COREDNS_IMAGE=localhost/kubeseed/coredns:1.15.0
 OPERATOR_IMAGE=kubeseed.io/operator:0.1.0
 OPERATOR_VERSION=0.1.0
 ";

@@ -72,7 +72,11 @@ fn rendered_files_match_the_golden_files() {
     // golden file in the workspace).
     let update = kubeseed_testenv::golden::update_requested();
     let mut stale = Vec::new();
-    for case in cases().into_iter().chain(lb_cases()) {
+    for case in cases()
+        .into_iter()
+        .chain(lb_cases())
+        .chain(pod_routes_cases())
+    {
         let dir = golden_root().join(case.name);
         let expected = expected_tree(&case.files);
         if update {
@@ -150,6 +154,12 @@ fn rendering_is_deterministic() {
         lb_haproxy().render().unwrap(),
         lb_haproxy().render().unwrap()
     );
+    let mut reversed = pod_routes_worker_1();
+    reversed.routes.reverse();
+    assert_eq!(
+        pod_routes_worker_1().render().unwrap(),
+        reversed.render().unwrap()
+    );
 }
 
 /// The load balancer's scripts are executable, everything else 0644, and
@@ -184,6 +194,32 @@ fn load_balancer_modes_and_references() {
             }
         }
         assert!(seen >= 8, "{}: only {seen} references", case.name);
+    }
+}
+
+/// The script is executable, the routes and the unit 0644; the unit runs
+/// the script on the file the others name.
+#[test]
+fn pod_routes_modes_and_references() {
+    for case in pod_routes_cases() {
+        for (path, file) in case.files.iter() {
+            let want = if path == Path::new(render::POD_ROUTES_SCRIPT) {
+                0o755
+            } else {
+                0o644
+            };
+            assert_eq!(file.mode, want, "{}: {}", case.name, path.display());
+        }
+        let unit = case
+            .files
+            .get(paths::unit_path("kubeseed-pod-routes"))
+            .unwrap();
+        assert!(unit.contains(&format!(
+            "ExecStart={} {}\n",
+            render::POD_ROUTES_SCRIPT,
+            render::POD_ROUTES_FILE
+        )));
+        assert!(case.files.get(render::POD_ROUTES_FILE).is_some());
     }
 }
 

@@ -115,6 +115,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
             r.kubernetes_version = bundle.versions().kubernetes().to_owned();
             r.etcd_version = bundle.versions().etcd().to_owned();
             r.pod_cidr = args.pod_cidr.clone();
+            r.pod_network = args.pod_network.into();
             r.service_cidr = args.service_cidr.clone();
             r
         }
@@ -178,6 +179,28 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         EncryptionKey::new("key1", &encryption_key).context("the encryption key")?,
     );
     let member = spec.etcd_member(&node_name)?.clone();
+    let super_admin = plans::ApiAccess::local(plans::SUPER_ADMIN_CONF, record.endpoint_port);
+    let mut after_api: Vec<Box<dyn Task>> = vec![Box::new(KubectlApply::new(
+        "rbac/cluster-admins",
+        "bind kubeadm:cluster-admins (with super-admin.conf, as kubeadm init does)",
+        super_admin.clone(),
+        profiles::CLUSTER_ADMINS_BINDING,
+    ))];
+    let upstream = plans::upstream_of(&session)
+        .await
+        .context("cannot read the host's /etc/resolv.conf")?;
+    if upstream == kubeseed_provision::render::Upstream::None {
+        eprintln!(
+            "note: {} has no nameserver in /etc/resolv.conf: cluster DNS resolves the cluster's names only",
+            session.host()
+        );
+    }
+    after_api.extend(plans::addons(
+        &spec,
+        &super_admin,
+        &bundle_on_host.coredns.name,
+        upstream,
+    )?);
     let mut tasks: Vec<Box<dyn Task>> = plans::control_plane(ControlPlaneInput {
         spec: &spec,
         node: &node,
@@ -191,12 +214,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         encryption: encryption.clone(),
         bundle: bundle_on_host.clone(),
         cluster_id: record.id.clone(),
-        after_api: vec![Box::new(KubectlApply::new(
-            "rbac/cluster-admins",
-            "bind kubeadm:cluster-admins (with super-admin.conf, as kubeadm init does)",
-            plans::ApiAccess::local(plans::SUPER_ADMIN_CONF, record.endpoint_port),
-            profiles::CLUSTER_ADMINS_BINDING,
-        ))],
+        after_api,
         etcd_hooks: Default::default(),
         components: Default::default(),
     })?;
@@ -296,7 +314,14 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
             "  kubectl -n kubeseed-system create secret generic kubeseed-ssh --type=kubernetes.io/ssh-auth --from-file=ssh-privatekey=KEY   # the operator's SSH key"
         );
     }
+    if !record.pod_network.by_kubeseed() {
+        println!(
+            "  kubectl apply -f YOUR-CNI.yaml   # --pod-network none: nodes stay NotReady and CoreDNS Pending until a CNI runs (pod range {})",
+            record.pod_cidr
+        );
+    }
     println!("  kubectl apply -f docs/examples/control-plane-stacked.yaml   # a second master");
+    println!("  kubectl apply -f docs/examples/worker.yaml                  # a worker");
     Ok(())
 }
 

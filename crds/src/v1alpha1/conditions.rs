@@ -18,17 +18,12 @@ pub const VIP_SERVING: &str = "VipServing";
 /// For a load balancer: the cluster's record names its VIP as the API
 /// endpoint, so every apiserver certificate and `admin.conf` follow it.
 pub const ENDPOINT_PUBLISHED: &str = "EndpointPublished";
-/// The operator can act on this kind. `False` with reason [`REASON_NOT_IMPLEMENTED`]
-/// until the kind's controller logic has landed: no silent success.
-pub const IMPLEMENTED: &str = "Implemented";
 
 /// For an etcd member: every member etcd lists is accounted for by an object.
 pub const ETCD_MEMBERS_ACCOUNTED: &str = "EtcdMembersAccounted";
 
 /// Reason: etcd lists a member that no `EtcdMember` (or joining master) accounts for.
 pub const REASON_UNACCOUNTED_ETCD_MEMBER: &str = "UnaccountedEtcdMember";
-/// Reason: this version of the operator cannot provision this kind yet.
-pub const REASON_NOT_IMPLEMENTED: &str = "NotImplemented";
 /// Reason: the host presented an SSH host key other than the pinned or recorded one.
 pub const REASON_HOST_KEY_MISMATCH: &str = "HostKeyMismatch";
 /// Reason: the Secret with the SSH key is missing or malformed.

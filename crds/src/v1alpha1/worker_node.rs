@@ -135,6 +135,12 @@ pub struct WorkerNodeStatus {
     /// Versions of the components running on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versions: Option<ComponentVersions>,
+
+    /// Digest of what the worker's configuration took from the cluster (the
+    /// endpoint its kubelet and kube-proxy talk to) when it was last
+    /// provisioned; when the cluster's differs, it is provisioned again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
 }
 
 impl WorkerNodeSpec {

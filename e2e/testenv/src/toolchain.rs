@@ -28,6 +28,10 @@ pub const CNI_PLUGINS_VERSION: &str = "v1.10.0";
 pub const PAUSE_VERSION: &str = "3.10.1";
 /// Name the pause image archive gives itself when imported into containerd.
 pub const PAUSE_IMAGE: &str = "localhost/kubeseed/pause:3.10.1";
+/// CoreDNS version built by default (the cluster's DNS).
+pub const COREDNS_VERSION: &str = "v1.15.0";
+/// Name the CoreDNS image archive gives itself when imported into containerd.
+pub const COREDNS_IMAGE: &str = "localhost/kubeseed/coredns:1.15.0";
 
 /// The versions build.sh records in `versions.env` that are not part of the
 /// toolchain directory's name; a directory whose `versions.env` lacks one of
@@ -37,6 +41,7 @@ const UNKEYED_VERSIONS: &[(&str, &str)] = &[
     ("RUNC_VERSION", RUNC_VERSION),
     ("CNI_PLUGINS_VERSION", CNI_PLUGINS_VERSION),
     ("PAUSE_VERSION", PAUSE_VERSION),
+    ("COREDNS_VERSION", COREDNS_VERSION),
 ];
 
 /// Every program the build script installs into the bin directory. The CNI
@@ -61,11 +66,13 @@ pub const PROGRAMS: &[&str] = &[
     "cni/host-local",
     "cni/loopback",
     "cni/portmap",
+    "coredns",
 ];
 
-/// Files in the bin directory that are not programs: the pause image as an
-/// OCI archive (`ctr -n k8s.io images import` names it [`PAUSE_IMAGE`]).
-pub const FILES: &[&str] = &["pause.oci.tar"];
+/// Files in the bin directory that are not programs: the pause and CoreDNS
+/// images as OCI archives (`ctr -n k8s.io images import` names them
+/// [`PAUSE_IMAGE`] and [`COREDNS_IMAGE`]).
+pub const FILES: &[&str] = &["pause.oci.tar", "coredns.oci.tar"];
 
 /// Environment variable naming the toolchain's bin directory explicitly
 /// (the last line `build.sh` prints is `KUBESEED_TOOLCHAIN=<dir>`).
@@ -348,6 +355,7 @@ mod tests {
             ("RUNC_VERSION", RUNC_VERSION),
             ("CNI_PLUGINS_VERSION", CNI_PLUGINS_VERSION),
             ("PAUSE_VERSION", PAUSE_VERSION),
+            ("COREDNS_VERSION", COREDNS_VERSION),
         ] {
             let line = format!("{var}=\"${{{var}:-{want}}}\"");
             assert!(script.contains(&line), "build.sh should pin `{line}`");
@@ -363,6 +371,14 @@ mod tests {
             PAUSE_IMAGE,
             format!("localhost/kubeseed/pause:{PAUSE_VERSION}")
         );
+        assert!(
+            script.contains("COREDNS_IMAGE=\"localhost/kubeseed/coredns:${COREDNS_VERSION#v}\""),
+            "build.sh should name the CoreDNS image {COREDNS_IMAGE}"
+        );
+        assert_eq!(
+            COREDNS_IMAGE,
+            format!("localhost/kubeseed/coredns:{}", &COREDNS_VERSION[1..])
+        );
     }
 
     #[test]
@@ -376,6 +392,7 @@ mod tests {
             format!("containerd-{CONTAINERD_VERSION}"),
             format!("runc-{RUNC_VERSION}"),
             format!("cni-plugins-{CNI_PLUGINS_VERSION}"),
+            format!("coredns-{COREDNS_VERSION}"),
         ] {
             let file = sums.join(format!("{name}.go.sum"));
             let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {

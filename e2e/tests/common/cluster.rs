@@ -75,6 +75,14 @@ pub fn etcd_member_yaml(name: &str, address: &str) -> String {
     )
 }
 
+/// A `WorkerNode` with the seed's SSH key Secret and `extra` spec lines
+/// (indented by two spaces).
+pub fn worker_yaml(name: &str, address: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: kubeseed.io/v1alpha1\nkind: WorkerNode\nmetadata:\n  name: {name}\nspec:\n  host:\n    address: {address}\n    sshKeySecretRef:\n      name: kubeseed-ssh\n{extra}"
+    )
+}
+
 /// `kubectl apply` of `yaml` (one or more documents).
 pub fn apply(state: &Path, yaml: &str) {
     let file = state.join("member.yaml");

@@ -233,7 +233,7 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
         EtcdTopology::Stacked => Expectations::control_plane(),
         EtcdTopology::External => Expectations::control_plane_without_etcd(),
     };
-    let Some(profile) = steps::preflight(
+    let Some(steps::Preflighted { profile, .. }) = steps::preflight(
         &ctx,
         &mut book,
         obj.as_ref(),

@@ -1,16 +1,15 @@
 //! One controller per kind, and the plumbing they share.
 //!
-//! Each reconcile is a pipeline: read the object, plan its status (pure, see
-//! [`not_implemented::plan`]), apply, then write the status by server-side apply
-//! under [`FIELD_MANAGER`]. [`finalizer()`] wraps it, so a member's cleanup runs
-//! before the object disappears; cleanup is idempotent and safe when apply never
-//! reached the host. A kind's own module says what it does to hosts; until its
-//! provisioning issue lands, that is nothing, and its status says so.
+//! Each reconcile reads as a plan: refuse what cannot be done, reach the
+//! host, preflight, run the tasks from `kubeseed_provision::plans`, with the
+//! status (written by server-side apply under [`FIELD_MANAGER`]) saying
+//! where it stands after each step. [`finalizer()`] wraps it, so a member's
+//! cleanup runs before the object disappears; cleanup is idempotent and safe
+//! when apply never reached the host.
 
 pub mod api_load_balancer;
 pub mod control_plane_member;
 pub mod etcd_member;
-pub mod not_implemented;
 pub mod status;
 pub mod steps;
 pub mod worker_node;
@@ -22,13 +21,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::{BoxFuture, Shared};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::ClusterResourceScope;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::utils::Predicate;
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -70,18 +69,10 @@ pub trait Member:
     fn hosts(&self) -> String {
         self.host_addresses().join(",")
     }
-    /// Makes the host(s) what the object asks. Kinds whose provisioning has
-    /// not landed say so in their status instead.
-    fn apply(obj: Arc<Self>, ctx: Arc<Context>) -> BoxFuture<'static, Result<Action>> {
-        Box::pin(async move {
-            let api: Api<Self> = Api::all(ctx.client.clone());
-            apply_not_implemented(&api, obj, &ctx).await
-        })
-    }
+    /// Makes the host(s) what the object asks.
+    fn apply(obj: Arc<Self>, ctx: Arc<Context>) -> BoxFuture<'static, Result<Action>>;
     /// Undoes what apply did, before the object goes.
-    fn cleanup(obj: Arc<Self>, ctx: Arc<Context>) -> BoxFuture<'static, Result<Action>> {
-        Box::pin(async move { cleanup_not_implemented(obj, &ctx).await })
-    }
+    fn cleanup(obj: Arc<Self>, ctx: Arc<Context>) -> BoxFuture<'static, Result<Action>>;
     /// Other objects whose changes concern objects of this kind (the
     /// cluster's record, other members); none by default.
     fn watch_related(controller: Controller<Self>, _ctx: &Context) -> Controller<Self> {
@@ -97,7 +88,21 @@ pub async fn run<K: Member>(ctx: Arc<Context>, stop: StopSignal) {
     let api: Api<K> = Api::all(ctx.client.clone());
     let kind = K::kind(&()).to_string();
     info!(kind = %kind, "controller starting");
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let (reader, writer) = reflector::store();
+    // Only a change of the spec (the generation, bumped on deletion too) or
+    // of the finalizers wakes an object: not the status it writes itself. A
+    // failing join writes its status twice (Joining, then the failure), and
+    // reacting to that would retry the host at once, again and again,
+    // instead of after error_policy's pause.
+    let objects = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            (predicates::generation as fn(&K) -> Option<u64>).combine(predicates::finalizers),
+            Default::default(),
+        );
+    let controller = Controller::for_stream(objects, reader);
     K::watch_related(controller, &ctx)
         .graceful_shutdown_on(stop)
         .run(reconcile::<K>, error_policy::<K>, ctx)
@@ -165,66 +170,6 @@ pub fn provisioned_for(conditions: &[Condition], generation: Option<i64>) -> boo
         })
 }
 
-/// The apply step of a kind whose provisioning has not landed.
-pub(crate) async fn apply_not_implemented<K: Member>(
-    api: &Api<K>,
-    obj: Arc<K>,
-    ctx: &Context,
-) -> Result<Action> {
-    let name = obj.meta().name.clone().ok_or(Error::MissingName)?;
-    if provisioned_for(obj.conditions(), obj.meta().generation) {
-        // A member `bootstrap seed` provisioned (or an earlier reconcile):
-        // its status already says what is on the host; provisioning it again
-        // would only restart its components.
-        info!("provisioned for this generation; adopted as it is");
-        return Ok(Action::requeue(RESYNC));
-    }
-    let kind = K::kind(&());
-    let plan = not_implemented::plan(
-        &kind,
-        &obj.hosts(),
-        obj.conditions(),
-        obj.meta().generation,
-        Timestamp::now(),
-    );
-    let status = serde_json::json!({
-        "phase": plan.phase,
-        "conditions": plan.conditions,
-        "observedGeneration": plan.observed_generation,
-    });
-    write_status::<K>(api, &name, status).await?;
-    if plan.announce {
-        warn!("provisioning of this kind is not implemented yet");
-        publish(
-            ctx,
-            obj.as_ref(),
-            EventType::Warning,
-            kubeseed_crds::v1alpha1::conditions::REASON_NOT_IMPLEMENTED,
-            not_implemented::message(&kind, &obj.hosts()),
-        )
-        .await;
-    }
-    Ok(Action::requeue(RESYNC))
-}
-
-/// The cleanup step of a kind whose provisioning has not landed: apply never
-/// touched a host, so there is nothing to undo and the finalizer may go.
-pub(crate) async fn cleanup_not_implemented<K: Member>(
-    obj: Arc<K>,
-    ctx: &Context,
-) -> Result<Action> {
-    info!("nothing was provisioned; releasing the finalizer");
-    publish(
-        ctx,
-        obj.as_ref(),
-        EventType::Normal,
-        "Released",
-        format!("nothing to undo on {}", obj.hosts()),
-    )
-    .await;
-    Ok(Action::await_change())
-}
-
 /// Writes `status` by server-side apply under the operator's field manager.
 pub async fn write_status<K: Member>(
     api: &Api<K>,
@@ -286,7 +231,7 @@ pub(crate) async fn publish_for<K: Member>(
 
 /// The API refuses an Event whose note is longer than 1024 bytes; the
 /// status carries the whole message.
-fn truncate_note(mut note: String) -> String {
+pub(crate) fn truncate_note(mut note: String) -> String {
     const MAX: usize = 1024;
     if note.len() > MAX {
         let mut end = MAX - 3;
@@ -306,6 +251,8 @@ pub async fn run_all(ctx: Arc<Context>, stop: StopSignal) {
         etcd_member::run(ctx.clone(), stop.clone()),
         api_load_balancer::run(ctx.clone(), stop.clone()),
         worker_node::run(ctx.clone(), stop.clone()),
+        crate::pod_routes::run(ctx.clone(), stop.clone()),
+        crate::csr_approval::run(ctx.clone(), stop.clone()),
         crate::etcd_audit::run(ctx, stop),
     );
 }
@@ -314,6 +261,7 @@ pub async fn run_all(ctx: Arc<Context>, stop: StopSignal) {
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
 
     fn provisioned(status: &str, generation: i64) -> Condition {
         Condition {

@@ -106,6 +106,15 @@ pub fn cluster_identity(material: &ClusterMaterial) -> ClusterIdentity {
     }
 }
 
+/// What preflight learned of a host it passed.
+#[derive(Debug, Clone)]
+pub struct Preflighted {
+    /// cgroups, kernel tunables: what renderers need.
+    pub profile: HostProfile,
+    /// The host's name (a worker's default node name).
+    pub hostname: String,
+}
+
 /// Preflight against `expectations` (with this cluster's identity and the
 /// advertise address) as the `PreflightPassed` condition. `None` when the
 /// host was refused: the status and an Event say why, nothing was changed.
@@ -117,7 +126,7 @@ pub async fn preflight<K: Member>(
     expectations: Expectations,
     material: &ClusterMaterial,
     advertise: IpAddr,
-) -> Result<Option<HostProfile>> {
+) -> Result<Option<Preflighted>> {
     let facts = preflight::gather(session).await.map_err(|e| Error::Plan {
         reason: "PreflightFailed",
         message: e.to_string(),
@@ -147,7 +156,12 @@ pub async fn preflight<K: Member>(
     };
     book.set(PREFLIGHT_PASSED, true, "Passed", report.summary());
     book.write().await?;
-    Ok(Some(profile))
+    let hostname = facts
+        .system
+        .as_ref()
+        .map(|s| s.hostname.clone())
+        .unwrap_or_default();
+    Ok(Some(Preflighted { profile, hostname }))
 }
 
 /// Refuses (as an error, so the finalizer keeps the object) a removal that

@@ -49,6 +49,8 @@ accessors! {
     helm => "HELM_VERSION",
     /// `PAUSE_IMAGE`: the reference the pause image archive is tagged with.
     pause_image => "PAUSE_IMAGE",
+    /// `COREDNS_IMAGE`: the reference the CoreDNS image archive is tagged with.
+    coredns_image => "COREDNS_IMAGE",
     /// `OPERATOR_IMAGE`: the reference the operator image archive is tagged with.
     operator_image => "OPERATOR_IMAGE",
     /// `OPERATOR_VERSION`.
@@ -139,6 +141,7 @@ CNI_PLUGINS_VERSION=v1.8.0
 
 HELM_VERSION=v3.19.0
 PAUSE_IMAGE=\"registry.k8s.io/pause:3.10.1\"
+COREDNS_IMAGE=localhost/kubeseed/coredns:1.15.0
 OPERATOR_IMAGE='kubeseed.io/operator:0.1.0'
 OPERATOR_VERSION=0.1.0
 EXTRA_THING=x
@@ -153,7 +156,7 @@ EXTRA_THING=x
         assert_eq!(v.operator_image(), "kubeseed.io/operator:0.1.0");
         assert_eq!(v.get("EXTRA_THING"), Some("x"));
         assert_eq!(v.get("NOPE"), None);
-        assert_eq!(v.iter().count(), 10);
+        assert_eq!(v.iter().count(), 11);
     }
 
     #[test]
@@ -166,10 +169,10 @@ EXTRA_THING=x
     #[test]
     fn refuses_malformed_lines_with_their_number() {
         for (text, line, words) in [
-            (format!("{GOOD}NOEQUALS\n"), 13, "KEY=VALUE"),
-            (format!("{GOOD}lower=x\n"), 13, "not a key"),
-            (format!("{GOOD}ETCD_VERSION=v3\n"), 13, "first on line 3"),
-            (format!("{GOOD}Q=\"x\n"), 13, "unbalanced"),
+            (format!("{GOOD}NOEQUALS\n"), 14, "KEY=VALUE"),
+            (format!("{GOOD}lower=x\n"), 14, "not a key"),
+            (format!("{GOOD}ETCD_VERSION=v3\n"), 14, "first on line 3"),
+            (format!("{GOOD}Q=\"x\n"), 14, "unbalanced"),
         ] {
             let e = Versions::parse(text.as_bytes()).unwrap_err();
             assert_eq!((e.line, e.problem.contains(words)), (line, true), "{e:?}");

@@ -12,5 +12,5 @@ pub use node::{CgroupDriver, CgroupVersion, HostProfile, NodeRole, NodeSpec, Tai
 pub use record::{ClusterRecord, SeedRecord};
 pub use spec::{
     ApiEndpoint, ClusterSpec, DEFAULT_ETCD_VERSION, DEFAULT_KUBERNETES_VERSION, ETCD_CLIENT_PORT,
-    ETCD_DATA_DIR, ETCD_PEER_PORT, EtcdMember, Member, url_for,
+    ETCD_DATA_DIR, ETCD_PEER_PORT, EtcdMember, Member, PodNetwork, url_for,
 };

@@ -11,6 +11,7 @@ use crate::pki::{KeyAlgorithm, Validity};
 
 use super::spec::{
     ApiEndpoint, ClusterSpec, DEFAULT_ETCD_VERSION, DEFAULT_KUBERNETES_VERSION, EtcdMember, Member,
+    PodNetwork,
 };
 
 /// What `cluster.json` records.
@@ -32,6 +33,10 @@ pub struct ClusterRecord {
     pub pod_cidr: String,
     /// Each node's slice of the pod range.
     pub node_cidr_mask: u8,
+    /// Who configures the Pod network (absent in records of clusters seeded
+    /// before it could be chosen: kubeseed's bridge).
+    #[serde(default)]
+    pub pod_network: PodNetwork,
     /// Cluster DNS domain.
     pub cluster_domain: String,
     /// The API endpoint clients use.
@@ -89,6 +94,7 @@ impl ClusterRecord {
             service_cidr: self.service_cidr.clone(),
             pod_cidr: self.pod_cidr.clone(),
             node_cidr_mask: self.node_cidr_mask,
+            pod_network: self.pod_network,
             kubernetes_version: self.kubernetes_version.clone(),
             etcd_version: self.etcd_version.clone(),
             control_plane,
@@ -115,6 +121,7 @@ impl ClusterRecord {
             service_cidr: "10.96.0.0/12".into(),
             pod_cidr: "10.244.0.0/16".into(),
             node_cidr_mask: 24,
+            pod_network: PodNetwork::default(),
             cluster_domain: "cluster.local".into(),
             endpoint_port: 6443,
             endpoint_vip: None,

@@ -8,6 +8,26 @@ use crate::pki::{check_object_name, first_service_ip, push_unique};
 
 use super::cidr::Cidr;
 
+/// Who gives Pods their network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PodNetwork {
+    /// kubeseed: the containernetworking `bridge` and `host-local` plugins
+    /// with each node's slice of the pod range, and routes between nodes.
+    #[default]
+    Bridge,
+    /// Nobody yet: the user installs a CNI (Calico, Cilium, flannel...).
+    /// Nodes stay NotReady and CoreDNS Pending until it is there; node
+    /// ranges are still allocated, for CNIs that use them.
+    None,
+}
+
+impl PodNetwork {
+    /// Whether kubeseed configures the nodes' Pod network itself.
+    pub fn by_kubeseed(self) -> bool {
+        self == PodNetwork::Bridge
+    }
+}
+
 /// A host that holds certificates: its node/member name and the addresses
 /// others reach it on (the first is the advertise address).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +188,8 @@ pub struct ClusterSpec {
     pub pod_cidr: String,
     /// Prefix length of each node's slice of `pod_cidr` (24: 254 Pods a node).
     pub node_cidr_mask: u8,
+    /// Who configures the Pod network.
+    pub pod_network: PodNetwork,
     /// Kubernetes version of every component, such as `v1.35.8`.
     pub kubernetes_version: String,
     /// etcd version, such as `v3.6.16`.
@@ -203,6 +225,7 @@ impl ClusterSpec {
             service_cidr: "10.96.0.0/12".into(),
             pod_cidr: "10.244.0.0/16".into(),
             node_cidr_mask: 24,
+            pod_network: PodNetwork::default(),
             kubernetes_version: DEFAULT_KUBERNETES_VERSION.into(),
             etcd_version: DEFAULT_ETCD_VERSION.into(),
             control_plane: vec![first],

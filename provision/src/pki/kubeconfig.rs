@@ -15,6 +15,15 @@ pub enum Credentials<'a> {
     ClientCert(&'a IssuedCert),
     /// A kubelet bootstrap token.
     BootstrapToken(&'a BootstrapToken),
+    /// A certificate and key in files on the host, such as the kubelet's
+    /// rotated `kubelet-client-current.pem` (certificate and key in one
+    /// file) after TLS bootstrapping.
+    Files {
+        /// Path of the certificate.
+        cert: &'a str,
+        /// Path of the key.
+        key: &'a str,
+    },
 }
 
 impl std::fmt::Debug for Credentials<'_> {
@@ -22,6 +31,7 @@ impl std::fmt::Debug for Credentials<'_> {
         match self {
             Self::ClientCert(_) => f.write_str("ClientCert(<redacted>)"),
             Self::BootstrapToken(t) => write!(f, "BootstrapToken({})", t.id()),
+            Self::Files { cert, key } => write!(f, "Files({cert}, {key})"),
         }
     }
 }
@@ -63,6 +73,10 @@ struct User {
     cert_data: Option<String>,
     #[serde(rename = "client-key-data", skip_serializing_if = "Option::is_none")]
     key_data: Option<String>,
+    #[serde(rename = "client-certificate", skip_serializing_if = "Option::is_none")]
+    cert_file: Option<String>,
+    #[serde(rename = "client-key", skip_serializing_if = "Option::is_none")]
+    key_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
 }
@@ -74,10 +88,15 @@ pub fn render(spec: &KubeconfigSpec<'_>) -> Result<String> {
         Credentials::ClientCert(issued) => User {
             cert_data: Some(STANDARD.encode(&issued.cert_pem)),
             key_data: Some(STANDARD.encode(&issued.key_pem)),
-            token: None,
+            ..User::default()
         },
         Credentials::BootstrapToken(token) => User {
             token: Some(token.to_string()),
+            ..User::default()
+        },
+        Credentials::Files { cert, key } => User {
+            cert_file: Some(cert.to_owned()),
+            key_file: Some(key.to_owned()),
             ..User::default()
         },
     };

@@ -202,19 +202,55 @@ impl ClusterCas {
         files.insert_public(pki("ca.crt"), self.cluster.cert_pem());
         files.insert_private(
             kube("bootstrap-kubelet.conf"),
-            kubeconfig::render(&KubeconfigSpec {
-                cluster_name: &spec.cluster_name,
-                server: &spec.server_url()?,
-                ca_pem: self.cluster.cert_pem(),
-                user_name: BOOTSTRAP_USER,
-                credentials: Credentials::BootstrapToken(token),
-            })?,
+            self.bootstrap_kubeconfig(spec, token)?,
         );
         Ok(files)
+    }
+
+    /// `bootstrap-kubelet.conf`: the endpoint and `token`.
+    pub fn bootstrap_kubeconfig(
+        &self,
+        spec: &ClusterSpec,
+        token: &BootstrapToken,
+    ) -> Result<String> {
+        kubeconfig::render(&KubeconfigSpec {
+            cluster_name: &spec.cluster_name,
+            server: &spec.server_url()?,
+            ca_pem: self.cluster.cert_pem(),
+            user_name: BOOTSTRAP_USER,
+            credentials: Credentials::BootstrapToken(token),
+        })
     }
 }
 
 impl ClusterCas {
+    /// A TLS-bootstrapped kubelet's `kubelet.conf`: the endpoint and the
+    /// client certificate the kubelet itself obtains and rotates
+    /// (`kubelet-client-current.pem`). kubeseed writes it (rather than
+    /// letting the kubelet write it after bootstrapping) so a new endpoint
+    /// reaches a worker by rewriting one file; while the certificate is
+    /// missing, the kubelet bootstraps with `bootstrap-kubelet.conf`.
+    pub fn bootstrapped_kubelet_files(&self, spec: &ClusterSpec, node: &str) -> Result<HostFiles> {
+        super::san::check_object_name("node name", node)?;
+        let pem = format!("{KUBELET_PKI_DIR}/kubelet-client-current.pem");
+        let mut files = HostFiles::default();
+        files.insert_public(pki("ca.crt"), self.cluster.cert_pem());
+        files.insert_private(
+            kube("kubelet.conf"),
+            kubeconfig::render(&KubeconfigSpec {
+                cluster_name: &spec.cluster_name,
+                server: &spec.server_url()?,
+                ca_pem: self.cluster.cert_pem(),
+                user_name: &format!("system:node:{node}"),
+                credentials: Credentials::Files {
+                    cert: &pem,
+                    key: &pem,
+                },
+            })?,
+        );
+        Ok(files)
+    }
+
     /// `kube-proxy.conf` for any node: a client certificate for
     /// `system:kube-proxy` and `server_url`, the API server this node's
     /// kube-proxy talks to (a master's own, [`ClusterSpec::local_server_url`];

@@ -35,6 +35,54 @@ subjects:
   name: kubeadm:cluster-admins
 ";
 
+/// What lets a worker's kubelet join with a bootstrap token, as `kubeadm
+/// init` sets it up: the token's group may create CSRs
+/// (`system:node-bootstrapper`), its client CSR is approved by
+/// kube-controller-manager (`nodeclient`), and nodes' renewals of their own
+/// client certificates are too (`selfnodeclient`). Serving certificates are
+/// not auto-approved here: the operator checks each against its
+/// `WorkerNode`.
+pub const NODE_BOOTSTRAP_RBAC: &str = "\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kubeadm:kubelet-bootstrap
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:node-bootstrapper
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: system:bootstrappers:kubeadm:default-node-token
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kubeadm:node-autoapprove-bootstrap
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:certificates.k8s.io:certificatesigningrequests:nodeclient
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: system:bootstrappers:kubeadm:default-node-token
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kubeadm:node-autoapprove-certificate-rotation
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:certificates.k8s.io:certificatesigningrequests:selfnodeclient
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: system:nodes
+";
+
 /// kube-apiserver's serving certificate. `sans` come from the cluster
 /// description (see `ClusterSpec::apiserver_sans`).
 pub fn apiserver(sans: Vec<SubjectAltName>) -> LeafSpec {

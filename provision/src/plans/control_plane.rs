@@ -52,6 +52,8 @@ pub struct BundleOnHost {
     pub manifests: Vec<(String, Vec<u8>)>,
     /// The pause image (containerd's sandbox image).
     pub pause: BundleImage,
+    /// The CoreDNS image (cluster DNS, on every node that may run it).
+    pub coredns: BundleImage,
     /// Other images to import (the operator's, on masters).
     pub images: Vec<BundleImage>,
 }
@@ -211,73 +213,9 @@ pub fn control_plane(input: ControlPlaneInput<'_>) -> Result<Vec<Box<dyn Task>>,
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
     let api_timeout = Duration::from_secs(180);
 
-    // ---- the host itself -------------------------------------------------
-    let mut identity = HostFiles::default();
-    identity.insert_public(CLUSTER_ID_FILE, format!("{cluster_id}\n"));
-    tasks.push(Box::new(WriteFiles::new(
-        "host/cluster-id",
-        "record the cluster this host belongs to",
-        identity,
-    )));
-    tasks.push(Box::new(WriteFiles::new(
-        "host/kernel-files",
-        "write kernel module and sysctl settings",
-        render::kernel::render(),
-    )));
-    tasks.push(Box::new(kernel_apply()));
-
-    // ---- binaries and the container runtime -------------------------------
-    let links = bundle.links();
     let mut images = vec![bundle.pause.clone()];
     images.extend(bundle.images.iter().cloned());
-    tasks.push(Box::new(StageArtifacts::new(
-        bundle.key.clone(),
-        bundle.artifacts.clone(),
-        bundle.manifests.clone(),
-    )));
-    tasks.push(Box::new(LinkInto::new("bundle/install", links)));
-    let containerd = ContainerdInput {
-        host: &node.host,
-        sandbox_image: bundle.pause.name.clone(),
-    }
-    .render()?;
-    let containerd_digest = containerd.digest();
-    tasks.push(Box::new(WriteFiles::new(
-        "containerd/files",
-        "configure containerd",
-        containerd,
-    )));
-    tasks.push(Box::new(SystemdService::new(
-        "containerd/service",
-        "containerd.service",
-        containerd_digest,
-    )));
-    tasks.push(Box::new(
-        WaitUntil::new(
-            "containerd/ready",
-            "wait for containerd",
-            format!(
-                "ctr --address {} version >/dev/null",
-                paths::CONTAINERD_SOCKET
-            ),
-            Duration::from_secs(60),
-        )
-        .unit("containerd.service"),
-    ));
-    for image in &images {
-        tasks.push(Box::new(ImportImage::new(
-            format!(
-                "images/{}",
-                image
-                    .rel
-                    .trim_start_matches("images/")
-                    .trim_end_matches(".oci.tar")
-            ),
-            format!("{}/{}", bundle_dir(&bundle.key), image.rel),
-            image.name.clone(),
-            image.sha256.clone(),
-        )));
-    }
+    tasks.extend(host_runtime(node, &bundle, &cluster_id, &images)?);
 
     // ---- certificates ------------------------------------------------------
     tasks.push(Box::new(WriteFiles::new(
@@ -400,7 +338,92 @@ pub fn control_plane(input: ControlPlaneInput<'_>) -> Result<Vec<Box<dyn Task>>,
     ));
 
     // ---- the node: kubelet, CNI, kube-proxy ---------------------------------
-    tasks.extend(node_tasks(spec, node, &pki, KubeletCredentials::Issued)?);
+    tasks.extend(node_tasks(
+        spec,
+        node,
+        &pki,
+        KubeletCredentials::Issued,
+        &ApiAccess::local_admin(spec.endpoint.port),
+    )?);
+    Ok(tasks)
+}
+
+/// What every node's host gets first: its cluster's id, the kernel settings,
+/// the staged and linked binaries, containerd (configured, started, ready)
+/// and the images it runs from the bundle (nothing is pulled).
+pub(crate) fn host_runtime(
+    node: &NodeSpec,
+    bundle: &BundleOnHost,
+    cluster_id: &str,
+    images: &[BundleImage],
+) -> Result<Vec<Box<dyn Task>>, RenderError> {
+    let mut tasks: Vec<Box<dyn Task>> = Vec::new();
+    // ---- the host itself -------------------------------------------------
+    let mut identity = HostFiles::default();
+    identity.insert_public(CLUSTER_ID_FILE, format!("{cluster_id}\n"));
+    tasks.push(Box::new(WriteFiles::new(
+        "host/cluster-id",
+        "record the cluster this host belongs to",
+        identity,
+    )));
+    tasks.push(Box::new(WriteFiles::new(
+        "host/kernel-files",
+        "write kernel module and sysctl settings",
+        render::kernel::render(),
+    )));
+    tasks.push(Box::new(kernel_apply()));
+
+    // ---- binaries and the container runtime -------------------------------
+    let links = bundle.links();
+    tasks.push(Box::new(StageArtifacts::new(
+        bundle.key.clone(),
+        bundle.artifacts.clone(),
+        bundle.manifests.clone(),
+    )));
+    tasks.push(Box::new(LinkInto::new("bundle/install", links)));
+    let containerd = ContainerdInput {
+        host: &node.host,
+        sandbox_image: bundle.pause.name.clone(),
+    }
+    .render()?;
+    let containerd_digest = containerd.digest();
+    tasks.push(Box::new(WriteFiles::new(
+        "containerd/files",
+        "configure containerd",
+        containerd,
+    )));
+    tasks.push(Box::new(SystemdService::new(
+        "containerd/service",
+        "containerd.service",
+        containerd_digest,
+    )));
+    tasks.push(Box::new(
+        WaitUntil::new(
+            "containerd/ready",
+            "wait for containerd",
+            format!(
+                "ctr --address {} version >/dev/null",
+                paths::CONTAINERD_SOCKET
+            ),
+            Duration::from_secs(60),
+        )
+        .unit("containerd.service"),
+    ));
+    for image in images {
+        tasks.push(Box::new(ImportImage::new(
+            format!(
+                "images/{}",
+                image
+                    .rel
+                    .trim_start_matches("images/")
+                    .trim_end_matches(".oci.tar")
+            ),
+            format!("{}/{}", bundle_dir(&bundle.key), image.rel),
+            image.name.clone(),
+            image.sha256.clone(),
+        )));
+    }
+
     Ok(tasks)
 }
 
@@ -480,15 +503,18 @@ pub(crate) fn etcd_tasks(
 }
 
 /// The kubelet, the node's labels, its CNI configuration, kube-proxy, and
-/// the wait for the Node to be Ready. Masters and workers share them.
+/// the wait for the Node to be Ready. Masters and workers share them;
+/// `api` is how commands on the host read the Node (a master: its admin
+/// kubeconfig; a worker: the kubelet's own credentials, which may read but
+/// not label it — a worker's caller passes no labels a kubelet may not set).
 pub fn node_tasks(
     spec: &ClusterSpec,
     node: &NodeSpec,
     pki: &HostFiles,
     credentials: KubeletCredentials,
+    api: &ApiAccess,
 ) -> Result<Vec<Box<dyn Task>>, RenderError> {
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
-    let api = ApiAccess::local_admin(spec.endpoint.port);
     let kubelet = KubeletInput {
         spec,
         node,
@@ -550,7 +576,9 @@ pub fn node_tasks(
             .unless(check, "labels missing"),
         ));
     }
-    tasks.push(Box::new(CniFromNode::new(node.name.clone(), api.clone())));
+    if spec.pod_network.by_kubeseed() {
+        tasks.push(Box::new(CniFromNode::new(node.name.clone(), api.clone())));
+    }
     let proxy = KubeProxyInput { spec, node }.render()?;
     let proxy_inputs = pki_subset(pki, &[paths::KUBE_PROXY_CONF]);
     tasks.push(Box::new(WriteFiles::new(
@@ -573,6 +601,11 @@ pub fn node_tasks(
         )
         .unit("kube-proxy.service"),
     ));
+    if !spec.pod_network.by_kubeseed() {
+        // NotReady until the user's CNI runs: that is theirs to install,
+        // once the API answers (`--pod-network none`).
+        return Ok(tasks);
+    }
     tasks.push(Box::new(
         WaitUntil::new(
             "node/ready",

@@ -40,6 +40,23 @@ const MASTER_PATHS: [&str; 8] = [
     "/etc/systemd/system/containerd.service",
 ];
 
+/// The units a worker runs, in the order they are stopped.
+pub const WORKER_UNITS: [&str; 2] = ["kubelet.service", "kube-proxy.service"];
+
+/// What a worker leaves behind on its host, removed by [`teardown_worker`]:
+/// a master's files but etcd's, and host-local's address leases.
+const WORKER_PATHS: [&str; 9] = [
+    "/etc/kubernetes",
+    "/var/lib/kubelet",
+    "/var/lib/kube-proxy",
+    "/var/lib/cni",
+    paths::CNI_CONFLIST,
+    CLUSTER_ID_FILE,
+    "/var/lib/kubeseed",
+    "/etc/containerd",
+    "/etc/systemd/system/containerd.service",
+];
+
 /// The units a standalone etcd member runs.
 pub const ETCD_UNITS: [&str; 1] = ["etcd.service"];
 
@@ -52,14 +69,43 @@ const ETCD_PATHS: [&str; 3] = ["/etc/kubernetes", CLUSTER_ID_FILE, "/var/lib/kub
 pub fn teardown_master(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn Task>> {
     let mut tasks = vec![stop_units("master", &MASTER_UNITS)];
     tasks.extend(stop_node());
+    tasks.extend(super::teardown_pod_routes());
     tasks.extend(clean_up(
         "master",
         &MASTER_UNITS,
         &MASTER_PATHS,
-        etcd_data_dir,
-        backup_suffix,
+        Some((etcd_data_dir, backup_suffix)),
     ));
     tasks
+}
+
+/// A worker's host, once its Node is drained: the units stopped, the Pods'
+/// containers killed, kube-proxy's rules and the Pod bridge removed,
+/// kubeseed's files removed (nothing of a worker is worth a backup).
+pub fn teardown_worker() -> Vec<Box<dyn Task>> {
+    let mut tasks = vec![stop_units("worker", &WORKER_UNITS)];
+    tasks.extend(stop_node());
+    tasks.push(remove_pod_bridge());
+    tasks.extend(super::teardown_pod_routes());
+    tasks.extend(clean_up("worker", &WORKER_UNITS, &WORKER_PATHS, None));
+    tasks
+}
+
+/// The CNI bridge the Pods were attached to (its address is the node's Pod
+/// gateway; a host joining another cluster would get another range).
+fn remove_pod_bridge() -> Box<dyn Task> {
+    let bridge = crate::render::CNI_BRIDGE;
+    Box::new(
+        Shell::new(
+            "leave/pod-bridge",
+            format!("remove the Pods' bridge {bridge}"),
+            format!("ip link delete {bridge} 2>/dev/null; true"),
+        )
+        .unless(
+            format!("! ip link show {bridge} >/dev/null 2>&1"),
+            "bridge present",
+        ),
+    )
 }
 
 /// A standalone etcd member's host, once the member is out of etcd: the
@@ -70,8 +116,7 @@ pub fn teardown_etcd(etcd_data_dir: &str, backup_suffix: &str) -> Vec<Box<dyn Ta
         "etcd member",
         &ETCD_UNITS,
         &ETCD_PATHS,
-        etcd_data_dir,
-        backup_suffix,
+        Some((etcd_data_dir, backup_suffix)),
     ));
     tasks
 }
@@ -144,20 +189,18 @@ fn stop_node() -> Vec<Box<dyn Task>> {
     ]
 }
 
-/// The etcd data moved aside, and kubeseed's files, units and links removed.
+/// The etcd data (`(data directory, backup suffix)`) moved aside, and
+/// kubeseed's files, units and links removed.
 fn clean_up(
     role: &str,
     units: &[&str],
     removable: &[&str],
-    etcd_data_dir: &str,
-    backup_suffix: &str,
+    etcd_data: Option<(&str, &str)>,
 ) -> Vec<Box<dyn Task>> {
     let unit_files: Vec<String> = units
         .iter()
         .map(|u| quote(&paths::unit_path(u.trim_end_matches(".service"))))
         .collect();
-    let data = quote(etcd_data_dir);
-    let backup = quote(&format!("{etcd_data_dir}.kubeseed-removed-{backup_suffix}"));
     let removable: Vec<String> = removable.iter().map(|p| quote(p)).collect();
     // The programs were installed as links into the staged bundle.
     let links = format!(
@@ -166,15 +209,20 @@ fn clean_up(
         paths::CNI_BIN_DIR,
         super::artifacts::BUNDLE_ROOT
     );
-    vec![
-        Box::new(
+    let mut tasks: Vec<Box<dyn Task>> = Vec::new();
+    if let Some((etcd_data_dir, backup_suffix)) = etcd_data {
+        let data = quote(etcd_data_dir);
+        let backup = quote(&format!("{etcd_data_dir}.kubeseed-removed-{backup_suffix}"));
+        tasks.push(Box::new(
             Shell::new(
                 "leave/etcd-data",
                 format!("keep etcd's data as a backup ({etcd_data_dir} moved aside)"),
                 format!("mv {data} {backup}"),
             )
             .unless(format!("[ ! -e {data} ]"), "data directory present"),
-        ),
+        ));
+    }
+    tasks.push(
         Box::new(
             Shell::new(
                 "leave/files",
@@ -194,7 +242,8 @@ fn clean_up(
                 "files present",
             ),
         ),
-    ]
+    );
+    tasks
 }
 
 #[cfg(test)]
@@ -212,6 +261,9 @@ mod tests {
                 "leave/containers",
                 "leave/containerd",
                 "leave/kube-proxy-rules",
+                "pod-routes/stop",
+                "pod-routes/routes",
+                "pod-routes/files",
                 "leave/etcd-data",
                 "leave/files"
             ]

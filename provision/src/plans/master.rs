@@ -19,6 +19,8 @@ use super::control_plane::{BundleImage, BundleOnHost};
 
 /// The pause image's archive in every bundle.
 pub const PAUSE_ARCHIVE: &str = "images/pause.oci.tar";
+/// The CoreDNS image's archive in every bundle.
+pub const COREDNS_ARCHIVE: &str = "images/coredns.oci.tar";
 /// The operator image's archive in every bundle.
 pub const OPERATOR_ARCHIVE: &str = "images/kubeseed-operator.oci.tar";
 
@@ -88,6 +90,7 @@ pub fn bundle_on_host(
             sha256: a.sha256.to_hex(),
         })
     };
+    let coredns = image(COREDNS_ARCHIVE, bundle.versions().coredns_image())?;
     let mut manifests = Vec::new();
     for name in ["SHA256SUMS", "VERSIONS"] {
         let path = bundle.local_root().join(name);
@@ -100,7 +103,13 @@ pub fn bundle_on_host(
         artifacts,
         manifests,
         pause: image(PAUSE_ARCHIVE, bundle.versions().pause_image())?,
-        images: vec![image(OPERATOR_ARCHIVE, bundle.versions().operator_image())?],
+        coredns: coredns.clone(),
+        // CoreDNS tolerates the control-plane taint: at the seed, the masters
+        // are the only nodes it can run on.
+        images: vec![
+            image(OPERATOR_ARCHIVE, bundle.versions().operator_image())?,
+            coredns,
+        ],
     })
 }
 

@@ -5,6 +5,7 @@
 //! [`crate::tasks::Runner`] on a [`crate::host::Host`]. Nothing host-related
 //! is written anywhere else.
 
+pub mod addons;
 pub mod artifacts;
 pub mod cni;
 pub mod control_plane;
@@ -14,7 +15,10 @@ pub mod kubectl;
 pub mod leave;
 pub mod load_balancer;
 pub mod master;
+pub mod pod_routes;
+pub mod worker;
 
+pub use addons::{COREDNS_REPLICAS, addons, upstream_of};
 pub use artifacts::{
     BUNDLE_ROOT, ImportImage, LinkInto, StageArtifacts, StagedArtifact, bundle_dir,
 };
@@ -26,7 +30,7 @@ pub use control_plane::{
 pub use etcd_join::{AddLearner, PromoteLearner, initial_cluster_for};
 pub use etcd_node::{ETCD_PROGRAMS, EtcdNodeInput, etcd_node};
 pub use kubectl::{ADMIN_CONF, ApiAccess, FIELD_MANAGER, KubectlApply, SUPER_ADMIN_CONF, kubectl};
-pub use leave::{ETCD_UNITS, MASTER_UNITS, teardown_etcd, teardown_master};
+pub use leave::{ETCD_UNITS, MASTER_UNITS, teardown_etcd, teardown_master, teardown_worker};
 pub use load_balancer::{
     KEEPALIVED_UNIT, LoadBalancerHostInput, load_balancer_host, load_balancer_inputs_digest,
     teardown_load_balancer,
@@ -34,4 +38,9 @@ pub use load_balancer::{
 pub use master::{
     ComposeError, MasterOrdinal, bundle_on_host, cluster_inputs_digest, etcd_member_pki,
     master_node, master_pki,
+};
+pub use pod_routes::{pod_routes, teardown_pod_routes};
+pub use worker::{
+    BOOTSTRAP_WINDOW, KUBELET_CLIENT_PEM, WORKER_PROGRAMS, WORKER_ROLE_LABEL, WorkerInput,
+    WorkerPlanError, worker, worker_bundle, worker_inputs_digest, worker_node, worker_pki,
 };

@@ -19,6 +19,9 @@ use super::paths;
 
 const COMPONENT: Component = Component::Cni;
 
+/// The Linux bridge the Pods of a node are attached to.
+pub const CNI_BRIDGE: &str = "cni0";
+
 /// What a node's CNI configuration is rendered from.
 #[derive(Debug, Clone, Copy)]
 pub struct CniInput {
@@ -110,7 +113,7 @@ impl CniInput {
             plugins: vec![
                 Plugin::Bridge(Bridge {
                     kind: "bridge",
-                    bridge: "cni0",
+                    bridge: CNI_BRIDGE,
                     is_gateway: true,
                     ip_masq: true,
                     // A Pod reaching itself through its Service comes back

@@ -16,6 +16,7 @@
 //! | [`CniInput::render`] | the node's pod range | `10-kubeseed.conflist` |
 //! | [`kernel::render`] | — | `modules-load.d/kubeseed.conf`, `sysctl.d/99-kubeseed.conf` |
 //! | [`LoadBalancerInput::render`] | proxy, VIP, interface, backends, VRRP, cluster CA | under `/etc/kubeseed/lb/`: `haproxy.cfg` or `nginx.conf`, `keepalived.conf` (each with its validator), `ca.crt`, `check-proxy.sh` and `vrrp-notify.sh` (0755); `kubeseed-haproxy.service` or `kubeseed-nginx.service`, `kubeseed-keepalived.service` |
+//! | [`PodRoutesInput::render`] | the other nodes' pod ranges and addresses | `/etc/kubeseed/pod-routes`, `pod-routes.sh` (0755), `kubeseed-pod-routes.service` |
 //!
 //! Certificates and kubeconfigs come from [`crate::pki`]; the renderers only
 //! name their paths ([`paths`]).
@@ -33,6 +34,7 @@
 //! makes its program check it (`haproxy -c`, `nginx -t`, `keepalived -t`).
 
 mod audit_policy;
+mod cluster_dns;
 mod cni;
 mod containerd;
 mod encryption;
@@ -49,13 +51,15 @@ mod kubelet;
 pub mod load_balancer;
 mod node_labels;
 pub mod paths;
+mod pod_routes;
 mod unit;
 
 use std::fmt;
 
 use serde::Serialize;
 
-pub use cni::CniInput;
+pub use cluster_dns::{ClusterDnsInput, Upstream};
+pub use cni::{CNI_BRIDGE, CniInput};
 pub use containerd::ContainerdInput;
 pub use encryption::{EncryptionConfig, EncryptionKey, EncryptionProvider, KEY_LEN};
 pub use error::{RenderError, Result};
@@ -72,6 +76,9 @@ pub use load_balancer::{
     Vrrp, master_down_interval,
 };
 pub use node_labels::{api_only_labels, kubelet_may_set};
+pub use pod_routes::{
+    POD_ROUTES_FILE, POD_ROUTES_PROTO, POD_ROUTES_SCRIPT, POD_ROUTES_UNIT, PodRoute, PodRoutesInput,
+};
 
 /// What a file is rendered for; errors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,6 +104,11 @@ pub enum Component {
     /// The API load balancer: HAProxy or nginx, and keepalived (units named
     /// by [`Proxy::unit`] and [`load_balancer::KEEPALIVED_UNIT`]).
     LoadBalancer,
+    /// Cluster DNS (CoreDNS, a Deployment in the cluster).
+    ClusterDns,
+    /// Routes to the other nodes' pod ranges (unit named by
+    /// [`POD_ROUTES_UNIT`]).
+    PodRoutes,
 }
 
 impl Component {
@@ -127,6 +139,8 @@ impl Component {
             Component::Cni => "cni",
             Component::Kernel => "kernel",
             Component::LoadBalancer => "load-balancer",
+            Component::ClusterDns => "cluster-dns",
+            Component::PodRoutes => "pod-routes",
         }
     }
 
@@ -135,7 +149,11 @@ impl Component {
     /// ([`Proxy::unit`]).
     pub fn unit_name(self) -> Option<String> {
         match self {
-            Component::Cni | Component::Kernel | Component::LoadBalancer => None,
+            Component::Cni
+            | Component::Kernel
+            | Component::LoadBalancer
+            | Component::ClusterDns
+            | Component::PodRoutes => None,
             other => Some(format!("{}.service", other.name())),
         }
     }

@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use kubeseed_provision::cluster::{
-    CgroupDriver, CgroupVersion, ClusterSpec, EtcdMember, HostProfile, Member, NodeRole, NodeSpec,
-    Taint,
+    CgroupDriver, CgroupVersion, Cidr, ClusterSpec, EtcdMember, HostProfile, Member, NodeRole,
+    NodeSpec, Taint,
 };
 use kubeseed_provision::files::HostFiles;
 use kubeseed_provision::render::{
     self, ApiServerInput, Backend, CniInput, ContainerdInput, ControllerManagerInput,
     DEFAULT_ADVERT_INTERVAL_MS, EncryptionConfig, EncryptionKey, EtcdInput, InitialClusterState,
-    KubeProxyInput, KubeletCredentials, KubeletInput, LoadBalancerInput, Programs, Proxy,
-    SchedulerInput, Vrrp,
+    KubeProxyInput, KubeletCredentials, KubeletInput, LoadBalancerInput, PodRoute, PodRoutesInput,
+    Programs, Proxy, SchedulerInput, Vrrp,
 };
 
 pub const PAUSE_IMAGE: &str = "localhost/kubeseed/pause:3.10.1";
@@ -417,6 +417,32 @@ pub fn lb_cases() -> Vec<Case> {
         files: input.render().unwrap().all_files(),
     })
     .collect()
+}
+
+/// worker-1's routes to the masters' pod ranges, given out of order:
+/// master-1's and master-2's IPv4 ranges, and master-2's IPv6 range (a
+/// dual-stack node).
+pub fn pod_routes_worker_1() -> PodRoutesInput {
+    let route = |node: &str, cidr: &str, via: &str| PodRoute {
+        node: node.into(),
+        cidr: Cidr::parse(cidr).unwrap(),
+        via: ip(via),
+    };
+    PodRoutesInput {
+        routes: vec![
+            route("master-2", "fd00:10:244:1::/64", "fd00:213::12"),
+            route("master-2", "10.244.1.0/24", "10.213.0.12"),
+            route("master-1", "10.244.0.0/24", "10.213.0.11"),
+        ],
+    }
+}
+
+/// The pod-routes case.
+pub fn pod_routes_cases() -> Vec<Case> {
+    vec![Case {
+        name: "pod-routes",
+        files: pod_routes_worker_1().render().unwrap(),
+    }]
 }
 
 /// Whether the test runs as root (the program tests need namespaces).

@@ -1,0 +1,3 @@
+module kubeseed.invalid/e2e/netcheck
+
+go 1.26

@@ -1,0 +1,462 @@
+//! `WorkerNode`s provisioned by the operator in the cluster, and a cluster
+//! that runs a user's workload (kind: whole-system, real hosts).
+//!
+//! 1. host1 seeded: cluster DNS (CoreDNS from the bundle) comes up on it;
+//! 2. bad input, nothing changed: host4 holding another cluster's kubelet
+//!    state → `PreflightFailed`; a worker asking for the master's node name
+//!    → `Conflict`;
+//! 3. host2 and host3 applied at once → Ready Nodes, joined with bootstrap
+//!    tokens, their serving certificates approved by the operator (a
+//!    tampered request is denied: see operator/tests/serving_csr.rs);
+//! 4. a Deployment of a locally built image (netcheck) spreads across the
+//!    two workers; through the API server's pod proxy, a pod on host2 reaches
+//!    a pod on host3, a pod on the master, and the Service by its DNS name,
+//!    and resolves `kubernetes.default.svc.cluster.local`;
+//! 5. host2's `WorkerNode` deleted while a PodDisruptionBudget forbids any
+//!    eviction → `Drained=False` (`DrainStuck`), nothing removed; the budget
+//!    relaxed → drained, host clean, Node gone, the pods rescheduled on host3.
+//!
+//! Needs what `control_plane.rs` needs, and Go for the netcheck image.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step must stop it
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cluster::{
+    apply, condition, eventually_or_dump, exists, jsonpath, wait_ready, worker_yaml,
+};
+use common::{Seeder, bundle_dir, kubectl, kubectl_ok, lab_for};
+use kubeseed_e2e::Lab;
+
+const NAME: &str = "wrktest";
+const SUBNET: &str = "10.213.16.0/24";
+
+/// The netcheck image (built from e2e/images/netcheck, cached): its archive
+/// and name.
+fn netcheck_image() -> (PathBuf, String) {
+    let out = Command::new("bash")
+        .arg("images/netcheck/build.sh")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "netcheck image build failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("KUBESEED_NETCHECK_IMAGE="))
+        .expect("build.sh printed KUBESEED_NETCHECK_IMAGE=");
+    let (path, name) = line.split_once(' ').unwrap();
+    (PathBuf::from(path), name.to_owned())
+}
+
+/// Imports an OCI archive into `host`'s containerd (what a registry would
+/// do for a user: nothing here can pull).
+fn import_image(lab: &Lab, host: &str, archive: &Path) {
+    let file = std::fs::File::open(archive).unwrap();
+    let mut c = lab.ssh_command(host).unwrap();
+    c.arg(
+        "ctr --address /run/containerd/containerd.sock -n k8s.io images import --all-platforms -",
+    )
+    .stdin(file);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "import into {host}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// GET through the API server's proxy to `pod`'s port 8080.
+fn pod_get(state: &Path, pod: &str, path: &str) -> Result<String, String> {
+    let out = kubectl(state)
+        .args([
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/pods/{pod}:8080/proxy{path}"),
+        ])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `(name, node, podIP)` of the Running pods matching `selector`.
+fn pods(state: &Path, selector: &str) -> Vec<(String, String, String)> {
+    let out = kubectl_ok(
+        state,
+        &[
+            "get",
+            "pods",
+            "-l",
+            selector,
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP}{\"\\n\"}{end}",
+        ],
+    );
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3).then(|| (f[0].to_owned(), f[1].to_owned(), f[2].to_owned()))
+        })
+        .collect()
+}
+
+fn netcheck_manifests(image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: netcheck
+spec:
+  replicas: 4
+  selector:
+    matchLabels: {{app: netcheck}}
+  template:
+    metadata:
+      labels: {{app: netcheck}}
+    spec:
+      nodeSelector:
+        node-role.kubernetes.io/worker: \"\"
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+        labelSelector:
+          matchLabels: {{app: netcheck}}
+      containers:
+      - name: netcheck
+        image: {image}
+        imagePullPolicy: Never
+        ports: [{{containerPort: 8080}}]
+        env:
+        - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+        - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+        readinessProbe:
+          httpGet: {{path: /healthz, port: 8080}}
+          periodSeconds: 2
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: netcheck
+spec:
+  selector: {{app: netcheck}}
+  ports: [{{port: 8080, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: netcheck-master
+  labels: {{app: netcheck-master}}
+spec:
+  nodeName: host1
+  tolerations:
+  - {{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}}
+  containers:
+  - name: netcheck
+    image: {image}
+    imagePullPolicy: Never
+    env:
+    - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+    - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+"
+    )
+}
+
+#[test]
+fn workers_join_run_workloads_and_leave() {
+    let bundle = bundle_dir();
+    let (netcheck, netcheck_name) = netcheck_image();
+    let lab = lab_for(NAME, SUBNET, 4);
+    let work = tempfile::tempdir().unwrap();
+    let seeder = Seeder::new(&lab, &bundle, work.path());
+    let state = work.path().join("cluster");
+    let out = seeder.seed(&lab, "host1", &state, &[]);
+    assert!(out.ok, "seed of host1 failed:\n{}", out.text);
+    let address = |host: &str| lab.host(host).unwrap().address.to_string();
+
+    // ---- cluster DNS on the master -------------------------------------------------
+    eventually_or_dump(
+        &lab,
+        &state,
+        "CoreDNS available",
+        Duration::from_secs(300),
+        || {
+            let out = kubectl(&state)
+                .args([
+                    "-n",
+                    "kube-system",
+                    "get",
+                    "deployment/coredns",
+                    "-o",
+                    "jsonpath={.status.availableReplicas}",
+                ])
+                .output()
+                .unwrap();
+            !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        },
+    );
+
+    // ---- bad input: nothing changes ----------------------------------------------------
+    // host4 holds a kubelet of another cluster (another CA).
+    lab.exec_ok(
+        "host4",
+        "mkdir -p /etc/kubernetes/pki /var/lib/kubelet && \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+           -subj /CN=other-cluster-ca -keyout /root/other-ca.key -out /etc/kubernetes/pki/ca.crt 2>/dev/null && \
+         echo 'apiVersion: v1' > /etc/kubernetes/kubelet.conf",
+    )
+    .unwrap();
+    apply(&state, &worker_yaml("host4", &address("host4"), ""));
+    eventually_or_dump(
+        &lab,
+        &state,
+        "host4 refused",
+        Duration::from_secs(180),
+        || condition(&state, "workernode/host4", "Ready").1 == "PreflightFailed",
+    );
+    let why = jsonpath(
+        &state,
+        "workernode/host4",
+        "{.status.conditions[?(@.type==\"PreflightPassed\")].message}",
+    );
+    assert!(why.contains("another cluster"), "{why}");
+    assert_eq!(
+        lab.exec_ok(
+            "host4",
+            "ls /etc/systemd/system/kubelet.service 2>/dev/null; ls /etc/kubernetes/pki"
+        )
+        .unwrap()
+        .trim(),
+        "ca.crt",
+        "host4 was changed"
+    );
+    kubectl_ok(&state, &["delete", "workernode/host4", "--wait=true"]);
+    lab.exec_ok(
+        "host4",
+        "rm -rf /etc/kubernetes /var/lib/kubelet /root/other-ca.key",
+    )
+    .unwrap();
+    // A worker registering as the master's Node.
+    apply(
+        &state,
+        &worker_yaml(
+            "taken",
+            &address("host4"),
+            "  kubelet:\n    nodeName: host1\n",
+        ),
+    );
+    eventually_or_dump(
+        &lab,
+        &state,
+        "taken refused",
+        Duration::from_secs(60),
+        || condition(&state, "workernode/taken", "Ready").1 == "Conflict",
+    );
+    assert!(
+        lab.exec_ok("host4", "ls /var/lib/kubeseed 2>/dev/null; true")
+            .unwrap()
+            .trim()
+            .is_empty(),
+        "host4 was changed"
+    );
+    kubectl_ok(&state, &["delete", "workernode/taken", "--wait=true"]);
+
+    // ---- two workers at once -------------------------------------------------------------
+    let started = Instant::now();
+    let yaml = [
+        worker_yaml("host2", &address("host2"), ""),
+        worker_yaml(
+            "host3",
+            &address("host3"),
+            "  kubelet:\n    labels:\n      tier: web\n",
+        ),
+    ];
+    apply(&state, &yaml.join("---\n"));
+    for host in ["host2", "host3"] {
+        wait_ready(
+            &lab,
+            &state,
+            &format!("workernode/{host}"),
+            Duration::from_secs(600),
+        );
+    }
+    eprintln!(
+        "MEASURED two workers apply → Ready: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for host in ["host2", "host3"] {
+        let ready = jsonpath(
+            &state,
+            &format!("node/{host}"),
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        );
+        assert_eq!(ready, "True", "Node {host}");
+        let role = jsonpath(
+            &state,
+            &format!("node/{host}"),
+            "{.metadata.labels.node-role\\.kubernetes\\.io/worker}",
+        );
+        assert!(exists(&state, &format!("node/{host}")), "{role}");
+        // The kubelet holds its own certificate; no token is left on the host.
+        let files = lab
+            .exec_ok(
+                host,
+                "ls /var/lib/kubelet/pki/kubelet-client-current.pem /var/lib/kubelet/pki/kubelet-server-current.pem; \
+                 ls /etc/kubernetes/bootstrap-kubelet.conf 2>/dev/null; ls /etc/kubernetes/pki",
+            )
+            .unwrap();
+        assert!(!files.contains("bootstrap-kubelet.conf"), "{files}");
+        assert!(
+            !files.contains(".key"),
+            "a key in /etc/kubernetes/pki: {files}"
+        );
+    }
+    assert_eq!(
+        jsonpath(&state, "node/host3", "{.metadata.labels.tier}"),
+        "web"
+    );
+    // Every kubelet serving CSR of the two was approved by the operator.
+    let csrs = kubectl_ok(
+        &state,
+        &[
+            "get",
+            "csr",
+            "-o",
+            "jsonpath={range .items[?(@.spec.signerName==\"kubernetes.io/kubelet-serving\")]}{.spec.username} {.status.conditions[0].type}{\"\\n\"}{end}",
+        ],
+    );
+    for host in ["host2", "host3"] {
+        assert!(
+            csrs.contains(&format!("system:node:{host} Approved")),
+            "{csrs}"
+        );
+    }
+
+    // ---- a workload across the workers ---------------------------------------------------
+    for host in ["host1", "host2", "host3"] {
+        import_image(&lab, host, &netcheck);
+    }
+    apply(&state, &netcheck_manifests(&netcheck_name));
+    eventually_or_dump(
+        &lab,
+        &state,
+        "netcheck pods Running on both workers and the master",
+        Duration::from_secs(300),
+        || {
+            let p = pods(&state, "app=netcheck");
+            p.len() == 4
+                && p.iter().any(|(_, n, _)| n == "host2")
+                && p.iter().any(|(_, n, _)| n == "host3")
+                && pods(&state, "app=netcheck-master").len() == 1
+        },
+    );
+    let all = pods(&state, "app=netcheck");
+    let on = |node: &str| all.iter().find(|(_, n, _)| n == node).unwrap().clone();
+    let (a, _, _) = on("host2");
+    let (_, _, b_ip) = on("host3");
+    let (_, _, m_ip) = pods(&state, "app=netcheck-master")[0].clone();
+    let checks = [
+        (
+            "a pod on host3",
+            format!("/fetch?url=http://{b_ip}:8080/"),
+            "host3",
+        ),
+        (
+            "the pod on the master",
+            format!("/fetch?url=http://{m_ip}:8080/"),
+            "host1",
+        ),
+        (
+            "the Service by name",
+            "/fetch?url=http://netcheck.default.svc.cluster.local:8080/".to_owned(),
+            "podIP",
+        ),
+        (
+            "the API's name",
+            "/resolve?name=kubernetes.default.svc.cluster.local".to_owned(),
+            "10.96.0.1",
+        ),
+    ];
+    for (what, path, want) in checks {
+        let mut last = String::new();
+        let reached = (0..30).any(|_| {
+            match pod_get(&state, &a, &path) {
+                Ok(body) if body.contains(want) => return true,
+                Ok(body) => last = body,
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            false
+        });
+        assert!(reached, "{a} on host2 → {what} ({path}): {last}");
+        eprintln!("{a} on host2 reached {what}");
+    }
+
+    // ---- leave, blocked by a budget, then not ----------------------------------------------
+    apply(
+        &state,
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: netcheck\nspec:\n  minAvailable: 4\n  selector:\n    matchLabels: {app: netcheck}\n",
+    );
+    kubectl_ok(&state, &["delete", "workernode/host2", "--wait=false"]);
+    eventually_or_dump(
+        &lab,
+        &state,
+        "the drain of host2 stuck",
+        Duration::from_secs(300),
+        || {
+            condition(&state, "workernode/host2", "Drained")
+                == ("False".into(), "DrainStuck".into())
+        },
+    );
+    assert!(exists(&state, "node/host2"));
+    assert_eq!(
+        lab.exec_ok("host2", "systemctl is-active kubelet")
+            .unwrap()
+            .trim(),
+        "active"
+    );
+    let cordoned = jsonpath(&state, "node/host2", "{.spec.unschedulable}");
+    assert_eq!(cordoned, "true");
+    kubectl_ok(&state, &["delete", "pdb/netcheck"]);
+    eventually_or_dump(
+        &lab,
+        &state,
+        "host2's WorkerNode and Node gone",
+        Duration::from_secs(400),
+        || !exists(&state, "workernode/host2") && !exists(&state, "node/host2"),
+    );
+    let left = lab
+        .exec_ok(
+            "host2",
+            "systemctl is-active kubelet kube-proxy containerd 2>/dev/null; \
+             ls -d /etc/kubernetes /var/lib/kubelet /var/lib/kubeseed 2>/dev/null; ip link show cni0 2>/dev/null; true",
+        )
+        .unwrap();
+    assert!(
+        !left.contains("active\n") || left.lines().all(|l| l != "active"),
+        "services still running on host2: {left}"
+    );
+    assert!(!left.contains("/etc/kubernetes"), "{left}");
+    assert!(!left.contains("cni0"), "{left}");
+    eventually_or_dump(
+        &lab,
+        &state,
+        "netcheck rescheduled on host3",
+        Duration::from_secs(300),
+        || {
+            let p = pods(&state, "app=netcheck");
+            p.len() == 4 && p.iter().all(|(_, n, _)| n == "host3")
+        },
+    );
+    lab.down().unwrap();
+}
