@@ -57,7 +57,7 @@ use common::cluster::{
     apply, condition, etcd_member_lines, etcd_members, eventually_or_dump, exists, jsonpath,
     local_etcdctl, member_yaml, wait_ready,
 };
-use common::{Seeder, bootstrap_binary, bundle_dir, eventually, kubectl_ok, lab_for};
+use common::{bootstrap_binary, eventually, kubectl_ok, seeded_lab};
 use kubeseed_e2e::Lab;
 
 const NAME: &str = "cptest";
@@ -263,13 +263,7 @@ fn join_killing(
 
 #[test]
 fn the_operator_grows_and_shrinks_the_control_plane() {
-    let bundle = bundle_dir();
-    let mut lab = lab_for(NAME, SUBNET, 5);
-    let work = tempfile::tempdir().unwrap();
-    let seeder = Seeder::new(&lab, &bundle, work.path());
-    let state = work.path().join("cluster");
-    let out = seeder.seed(&lab, "host1", &state, &[]);
-    assert!(out.ok, "seed of host1 failed:\n{}", out.text);
+    let (mut lab, work, state) = seeded_lab(NAME, SUBNET, 5);
     let address = |host: &str| lab.host(host).unwrap().address.to_string();
     let addresses: Vec<String> = ["host1", "host2", "host3"].map(address).to_vec();
 
@@ -299,11 +293,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     assert_eq!(members.len(), 3, "no duplicate member: {members:?}");
     assert!(members.iter().all(|(_, learner)| !learner), "{members:?}");
     for host in ["host1", "host2", "host3"] {
-        let ready = jsonpath(
-            &state,
-            &format!("node/{host}"),
-            "{.status.conditions[?(@.type==\"Ready\")].status}",
-        );
+        let ready = condition(&state, &format!("node/{host}"), "Ready").0;
         assert_eq!(ready, "True", "Node {host}");
         let recorded = jsonpath(
             &state,

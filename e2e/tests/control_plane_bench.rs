@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{
     EtcdRow, apply, dump, etcd_rows, etcdctl, eventually_or_dump, jsonpath, member_yaml,
 };
-use common::{Seeder, bundle_dir, eventually, kubectl_ok, lab_for};
+use common::{eventually, kubectl_ok, seeded_lab};
 use kubeseed_e2e::{HostExec, Lab};
 use serde::Serialize;
 
@@ -136,13 +136,7 @@ struct Figures {
 
 #[test]
 fn control_plane_benchmark() {
-    let bundle = bundle_dir();
-    let lab = lab_for(NAME, SUBNET, 3);
-    let work = tempfile::tempdir().unwrap();
-    let seeder = Seeder::new(&lab, &bundle, work.path());
-    let state = work.path().join("cluster");
-    let out = seeder.seed(&lab, "host1", &state, &[]);
-    assert!(out.ok, "seed of host1 failed:\n{}", out.text);
+    let (lab, _work, state) = seeded_lab(NAME, SUBNET, 3);
 
     // ---- idle ---------------------------------------------------------------------
     let operator = Operator::leader(&lab, &state);

@@ -22,10 +22,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    apply, etcd_member_yaml, etcd_members, eventually_or_dump, exists, jsonpath, master_yaml,
-    wait_ready,
+    apply, condition, etcd_member_yaml, etcd_members, eventually_or_dump, exists, jsonpath,
+    master_yaml, wait_ready,
 };
-use common::{Seeder, bundle_dir, kubectl_ok, lab_for};
+use common::{kubectl_ok, seeded_lab};
 use kubeseed_e2e::Lab;
 
 const NAME: &str = "exttest";
@@ -43,13 +43,7 @@ fn etcd_servers(lab: &Lab, host: &str) -> String {
 
 #[test]
 fn external_etcd_members_and_masters() {
-    let bundle = bundle_dir();
-    let lab = lab_for(NAME, SUBNET, 6);
-    let work = tempfile::tempdir().unwrap();
-    let seeder = Seeder::new(&lab, &bundle, work.path());
-    let state = work.path().join("cluster");
-    let out = seeder.seed(&lab, "host1", &state, &[]);
-    assert!(out.ok, "seed of host1 failed:\n{}", out.text);
+    let (lab, _work, state) = seeded_lab(NAME, SUBNET, 6);
     let address = |host: &str| lab.host(host).unwrap().address.to_string();
 
     // ---- three etcd members, applied at once ---------------------------------------
@@ -105,11 +99,7 @@ fn external_etcd_members_and_masters() {
     }
     let masters_seconds = started.elapsed().as_secs_f64();
     for host in ["host5", "host6"] {
-        let ready = jsonpath(
-            &state,
-            &format!("node/{host}"),
-            "{.status.conditions[?(@.type==\"Ready\")].status}",
-        );
+        let ready = condition(&state, &format!("node/{host}"), "Ready").0;
         assert_eq!(ready, "True", "Node {host}");
         let servers = etcd_servers(&lab, host);
         for member in ["host1", "host2", "host3", "host4"] {

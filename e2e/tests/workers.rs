@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{
     apply, condition, eventually_or_dump, exists, jsonpath, wait_ready, worker_yaml,
 };
-use common::{Seeder, bundle_dir, kubectl, kubectl_ok, lab_for};
+use common::{kubectl, kubectl_ok, seeded_lab};
 use kubeseed_e2e::Lab;
 
 const NAME: &str = "wrktest";
@@ -174,14 +174,8 @@ spec:
 
 #[test]
 fn workers_join_run_workloads_and_leave() {
-    let bundle = bundle_dir();
     let (netcheck, netcheck_name) = netcheck_image();
-    let lab = lab_for(NAME, SUBNET, 4);
-    let work = tempfile::tempdir().unwrap();
-    let seeder = Seeder::new(&lab, &bundle, work.path());
-    let state = work.path().join("cluster");
-    let out = seeder.seed(&lab, "host1", &state, &[]);
-    assert!(out.ok, "seed of host1 failed:\n{}", out.text);
+    let (lab, _work, state) = seeded_lab(NAME, SUBNET, 4);
     let address = |host: &str| lab.host(host).unwrap().address.to_string();
 
     // ---- cluster DNS on the master -------------------------------------------------
@@ -295,11 +289,7 @@ fn workers_join_run_workloads_and_leave() {
         started.elapsed().as_secs_f64()
     );
     for host in ["host2", "host3"] {
-        let ready = jsonpath(
-            &state,
-            &format!("node/{host}"),
-            "{.status.conditions[?(@.type==\"Ready\")].status}",
-        );
+        let ready = condition(&state, &format!("node/{host}"), "Ready").0;
         assert_eq!(ready, "True", "Node {host}");
         let role = jsonpath(
             &state,

@@ -17,20 +17,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::{apply, condition, wait_ready, worker_yaml};
-use common::{Seeder, bundle_dir, lab_for};
+use common::seeded_lab;
 
 const NAME: &str = "wrkbench";
 const SUBNET: &str = "10.213.17.0/24";
 
 #[test]
 fn worker_join_one_and_four_at_once() {
-    let bundle = bundle_dir();
-    let lab = lab_for(NAME, SUBNET, 6);
-    let work = tempfile::tempdir().unwrap();
-    let seeder = Seeder::new(&lab, &bundle, work.path());
-    let state = work.path().join("cluster");
-    let out = seeder.seed(&lab, "host1", &state, &[]);
-    assert!(out.ok, "seed of host1 failed:\n{}", out.text);
+    let (lab, _work, state) = seeded_lab(NAME, SUBNET, 6);
     let address = |host: &str| lab.host(host).unwrap().address.to_string();
 
     let started = Instant::now();

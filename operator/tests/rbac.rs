@@ -12,11 +12,9 @@ use std::fmt::Debug;
 
 use common::operator::{NS, install_chart};
 use common::{chart, run_ok};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
-    CertificateSigningRequestStatus,
+    CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestStatus,
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, ServiceAccount};
@@ -89,29 +87,7 @@ where
 }
 
 fn csr(name: &str, signer: &str, usages: &[&str]) -> CertificateSigningRequest {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["node-a".to_owned()]).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "system:node:node-a");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "system:nodes");
-    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
-    CertificateSigningRequest {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        spec: CertificateSigningRequestSpec {
-            request: ByteString(pem.into_bytes()),
-            signer_name: signer.into(),
-            usages: Some(usages.iter().map(|u| (*u).to_owned()).collect()),
-            ..Default::default()
-        },
-        status: None,
-    }
+    common::kubelet_csr(name, signer, "node-a", &["node-a"], usages)
 }
 
 /// Approves `name` the way the operator does: PUT on the approval subresource.

@@ -14,10 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::operator::{NS, install_chart};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
-    CertificateSigningRequestStatus,
+    CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestStatus,
 };
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -29,7 +27,6 @@ use kubeseed_operator::csr_approval::{self, SIGNER};
 use kubeseed_operator::metrics::Metrics;
 use kubeseed_operator::shutdown::Latch;
 use kubeseed_testenv::controlplane::ControlPlane;
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use serde_json::json;
 
 const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
@@ -45,44 +42,14 @@ async fn kubelet_client(cp: &ControlPlane, node: &str) -> Client {
     Client::try_from(config).unwrap()
 }
 
-fn san(s: &str) -> SanType {
-    match s.parse() {
-        Ok(ip) => SanType::IpAddress(ip),
-        Err(_) => SanType::DnsName(s.try_into().unwrap()),
-    }
-}
-
 /// A CSR as the kubelet of `node` writes it.
 fn csr(name: &str, signer: &str, node: &str, sans: &[&str]) -> CertificateSigningRequest {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("system:node:{node}"));
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "system:nodes");
-    params.subject_alt_names = sans.iter().map(|s| san(s)).collect();
-    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
     let usages: &[&str] = if signer == SIGNER {
         &["digital signature", "server auth"]
     } else {
         &["digital signature", "client auth"]
     };
-    CertificateSigningRequest {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        spec: CertificateSigningRequestSpec {
-            request: ByteString(pem.into_bytes()),
-            signer_name: signer.into(),
-            usages: Some(usages.iter().map(|u| (*u).to_owned()).collect()),
-            ..Default::default()
-        },
-        status: None,
-    }
+    common::kubelet_csr(name, signer, node, sans, usages)
 }
 
 async fn create(client: &Client, csr: CertificateSigningRequest) {

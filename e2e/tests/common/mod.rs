@@ -76,6 +76,19 @@ pub fn lab_for(name: &str, subnet: &str, hosts: usize) -> Lab {
     Lab::up(config).unwrap()
 }
 
+/// A lab of `hosts` hosts with host1 seeded from the tests' bundle: the
+/// lab, the work directory (removed when dropped: keep it while the test
+/// runs) and the cluster's state directory in it.
+pub fn seeded_lab(name: &str, subnet: &str, hosts: usize) -> (Lab, tempfile::TempDir, PathBuf) {
+    let bundle = bundle_dir();
+    let lab = lab_for(name, subnet, hosts);
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("cluster");
+    let out = Seeder::new(&lab, &bundle, work.path()).seed(&lab, "host1", &state, &[]);
+    assert!(out.ok, "seed of host1 failed:\n{}", out.text);
+    (lab, work, state)
+}
+
 /// Where a benchmark writes its JSON: `target/bench/` of the build that
 /// made this test (created if missing).
 pub fn bench_dir() -> PathBuf {

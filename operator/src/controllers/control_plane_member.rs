@@ -16,7 +16,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -67,17 +66,6 @@ impl Member for ControlPlaneMember {
     /// endpoint or VIP goes into every serving certificate) or an etcd
     /// member comes or goes (External masters' `--etcd-servers`).
     fn watch_related(controller: Controller<Self>, ctx: &Context) -> Controller<Self> {
-        fn everyone<T>(
-            store: Store<ControlPlaneMember>,
-        ) -> impl Fn(T) -> Vec<ObjectRef<ControlPlaneMember>> {
-            move |_| {
-                store
-                    .state()
-                    .iter()
-                    .map(|o| ObjectRef::from_obj(o.as_ref()))
-                    .collect()
-            }
-        }
         let store = controller.store();
         let records: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
         let etcd_members: Api<EtcdMember> = Api::all(ctx.client.clone());
@@ -85,9 +73,13 @@ impl Member for ControlPlaneMember {
             .watches(
                 records,
                 watcher::Config::default().fields(&format!("metadata.name={CLUSTER_OBJECT}")),
-                everyone(store.clone()),
+                super::everyone(store.clone()),
             )
-            .watches(etcd_members, watcher::Config::default(), everyone(store))
+            .watches(
+                etcd_members,
+                watcher::Config::default(),
+                super::everyone(store),
+            )
     }
 }
 

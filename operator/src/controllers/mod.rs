@@ -26,6 +26,7 @@ use kube::core::ClusterResourceScope;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::utils::Predicate;
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Resource, ResourceExt};
@@ -77,6 +78,22 @@ pub trait Member:
     /// cluster's record, other members); none by default.
     fn watch_related(controller: Controller<Self>, _ctx: &Context) -> Controller<Self> {
         controller
+    }
+}
+
+/// A mapper for `Controller::watches`: any change of the watched object
+/// concerns every object of kind `K` in `store` (the cluster's record, an
+/// etcd member that every External master lists).
+pub fn everyone<K, T>(store: Store<K>) -> impl Fn(T) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    move |_| {
+        store
+            .state()
+            .iter()
+            .map(|o| ObjectRef::from_obj(o.as_ref()))
+            .collect()
     }
 }
 

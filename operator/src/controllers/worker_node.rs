@@ -22,7 +22,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -73,21 +72,12 @@ impl Member for WorkerNode {
     /// Every worker looks again when the cluster's record changes: a new
     /// endpoint (a VIP published) goes into its kubeconfigs.
     fn watch_related(controller: Controller<Self>, ctx: &Context) -> Controller<Self> {
-        fn everyone<T>(store: Store<WorkerNode>) -> impl Fn(T) -> Vec<ObjectRef<WorkerNode>> {
-            move |_| {
-                store
-                    .state()
-                    .iter()
-                    .map(|o| ObjectRef::from_obj(o.as_ref()))
-                    .collect()
-            }
-        }
         let store = controller.store();
         let records: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
         controller.watches(
             records,
             watcher::Config::default().fields(&format!("metadata.name={CLUSTER_OBJECT}")),
-            everyone(store),
+            super::everyone(store),
         )
     }
 }
@@ -330,9 +320,16 @@ async fn join(obj: Arc<WorkerNode>, ctx: Arc<Context>) -> Result<Action> {
     } else {
         ("Joined", format!("{node_name} joined as a worker"))
     };
+    let ready = if material.record.pod_network.by_kubeseed() {
+        "Node Ready".to_owned()
+    } else {
+        format!(
+            "Node {node_name} registered; it turns Ready once the cluster's CNI runs on it (--pod-network none)"
+        )
+    };
     book.phase(Phase::Ready)
         .set(PROVISIONED, true, reason, done.clone())
-        .set(READY, true, "Joined", "Node Ready")
+        .set(READY, true, "Joined", ready)
         .field("inputs", json!(inputs))
         .field(
             "versions",
