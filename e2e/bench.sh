@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The lab benchmarks: `bootstrap seed` vs `kubeadm init` vs the same units by
-# hand, and a master joined by the operator vs by hand with the operator's
-# memory idle, during joins and with 100 members. Figures are printed (a
-# table) and written as JSON under target/bench/. Against the release
+# The benchmarks: `bootstrap seed` vs `kubeadm init` vs the same units by
+# hand, a master joined by the operator vs by hand with the operator's memory
+# idle, during joins and with 100 members, one worker vs four at once, and
+# SSH transfer vs OpenSSH; then the report (`cargo run -p kubeseed-e2e --bin
+# report`): one Markdown table of every figure beside its reference from the
+# same run, with JSON beside it (target/bench/report.json). Against the release
 # operator image (what users install), so they are not part of the tests
 # (e2e/test.sh), which reuse the debug build.
 #
-# Needs root, like e2e/test.sh. About 10 min with the caches warm.
+# Needs root, like e2e/test.sh. About 20 min with the caches warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +33,7 @@ for bench in seed_bench control_plane_bench workers_bench; do
   echo "== $bench"
   cargo test --locked -p kubeseed-e2e --test "$bench" -- --nocapture
 done
-echo "== JSON: $(cargo metadata --format-version 1 --no-deps --locked | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/bench/"
+echo "== SSH transfer vs OpenSSH scp/sftp"
+cargo bench --locked -p kubeseed-provision --bench transfer
+echo "== the report (VIP failover figures come from the control-plane scenario's last run)"
+cargo run --locked -q -p kubeseed-e2e --bin report

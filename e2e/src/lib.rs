@@ -49,6 +49,7 @@ mod machine;
 mod network;
 pub mod prereq;
 mod process;
+pub mod report;
 pub mod rootfs;
 mod state;
 

@@ -95,19 +95,8 @@ fn leader(state: &Path) -> (String, String) {
 fn kill_leader(lab: &Lab, state: &Path) -> String {
     let (pod, node) = leader(state);
     assert!(!node.is_empty(), "no leader to kill ({pod:?})");
-    let out = lab
-        .exec_ok(
-            &node,
-            "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = kubeseed-operat ] && echo ${p#/proc/}; done; true",
-        )
-        .unwrap();
-    let pids: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(pids.len(), 1, "one operator process on {node}: {out}");
-    lab.exec_ok(&node, &format!("kill -9 {}", pids[0])).unwrap();
-    eprintln!(
-        "killed the operator leader {pod} (pid {} on {node})",
-        pids[0]
-    );
+    let pid = lab.kill_process(&node, "kubeseed-operat").unwrap();
+    eprintln!("killed the operator leader {pod} (pid {pid} on {node})");
     node
 }
 
@@ -676,7 +665,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     wait_master_back(&lab, &state, &lost);
 
     // ---- a leave that would lose quorum is refused --------------------------------
-    lab.exec_ok("host3", "systemctl stop etcd").unwrap();
+    lab.stop_services("host3", &["etcd"]).unwrap();
     // Through the VIP: host3's apiserver, whose own etcd member is stopped,
     // cannot write until the balancer drops it (nginx: the operator's next
     // probe), so the request is retried.

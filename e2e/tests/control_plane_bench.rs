@@ -750,7 +750,7 @@ fn by_hand(lab: &Lab, host: &str) -> ByHand {
     assert_eq!(initial, initial_cluster_of(&etcd_rows(lab, "host1")));
     let data_dir = unit_flag(&unit, "data-dir").to_owned();
 
-    lab.exec_ok(host, "systemctl stop kube-apiserver etcd")
+    lab.stop_services(host, &["kube-apiserver", "etcd"])
         .unwrap();
     let id = etcd_rows(lab, "host1")
         .into_iter()

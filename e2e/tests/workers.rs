@@ -111,65 +111,7 @@ fn pods(state: &Path, selector: &str) -> Vec<(String, String, String)> {
 }
 
 fn netcheck_manifests(image: &str) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: netcheck
-spec:
-  replicas: 4
-  selector:
-    matchLabels: {{app: netcheck}}
-  template:
-    metadata:
-      labels: {{app: netcheck}}
-    spec:
-      nodeSelector:
-        node-role.kubernetes.io/worker: \"\"
-      topologySpreadConstraints:
-      - maxSkew: 1
-        topologyKey: kubernetes.io/hostname
-        whenUnsatisfiable: DoNotSchedule
-        labelSelector:
-          matchLabels: {{app: netcheck}}
-      containers:
-      - name: netcheck
-        image: {image}
-        imagePullPolicy: Never
-        ports: [{{containerPort: 8080}}]
-        env:
-        - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
-        - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
-        readinessProbe:
-          httpGet: {{path: /healthz, port: 8080}}
-          periodSeconds: 2
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: netcheck
-spec:
-  selector: {{app: netcheck}}
-  ports: [{{port: 8080, targetPort: 8080}}]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: netcheck-master
-  labels: {{app: netcheck-master}}
-spec:
-  nodeName: host1
-  tolerations:
-  - {{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}}
-  containers:
-  - name: netcheck
-    image: {image}
-    imagePullPolicy: Never
-    env:
-    - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
-    - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
-"
-    )
+    include_str!("../images/netcheck/manifests.yaml").replace("@IMAGE@", image)
 }
 
 #[test]

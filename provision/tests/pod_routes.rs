@@ -254,9 +254,13 @@ impl Monitor {
     /// IPv6 link-local addresses settling).
     fn mark(&self, ns: &Netns, marker: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        // Each try moves the marker to the other gateway: replacing a route
+        // with an identical one may announce nothing, so a monitor that
+        // subscribed after the first try would wait in vain (seen in CI
+        // under load).
+        for gateway in ["10.77.0.9", "10.77.0.8"].iter().cycle() {
             ns.ok(&format!(
-                "ip route replace {marker} via 10.77.0.9 proto static"
+                "ip route replace {marker} via {gateway} proto static"
             ));
             std::thread::sleep(Duration::from_millis(100));
             if self
