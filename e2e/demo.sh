@@ -14,7 +14,8 @@
 #                                   namespaces, the cluster's state directory
 #                                   and kubeconfig (the build caches stay)
 # Env:     KUBESEED_LAB_NAME (default kslab), KUBESEED_LAB_SUBNET (default
-#          10.213.0.0/24), KUBESEED_CACHE.
+#          10.213.0.0/24), KUBESEED_CACHE, KUBESEED_BUNDLE (a bundle you
+#          already have; default: build or reuse the cached one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

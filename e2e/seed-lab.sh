@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The README's main job on one Linux box: build (or reuse) the bundle, bring
-# up a lab of real hosts (systemd-nspawn machines) unless it is up, and seed
-# its first host with `bootstrap seed`, as a user would seed a real machine.
+# One seeded host on one Linux box (e2e/demo.sh builds the whole story on
+# it): build (or reuse) the bundle, bring up a lab of real hosts
+# (systemd-nspawn machines) unless it is up, and seed its first host with
+# `bootstrap seed`, as a user would seed a real machine.
 #
 # Usage:   bash e2e/seed-lab.sh [HOSTS]        (default 3 hosts; needs root)
 # Env:     KUBESEED_LAB_NAME (default kslab), KUBESEED_LAB_SUBNET (default
 #          10.213.0.0/24), KUBESEED_CACHE; extra `bootstrap seed` flags in
-#          KUBESEED_SEED_ARGS (e.g. "--dry-run").
+#          KUBESEED_SEED_ARGS (e.g. "--dry-run"); KUBESEED_BUNDLE to seed from
+#          a bundle you already have instead of building or reusing the cached one.
 # Output:  the seed's progress, then where the admin kubeconfig is and what
 #          to try next. Remove everything with: cargo run -p kubeseed-e2e --bin lab -- down
 set -euo pipefail
@@ -20,9 +22,14 @@ hosts="${1:-3}"
 name="${KUBESEED_LAB_NAME:-kslab}"
 export KUBESEED_LAB_NAME="$name"
 
-echo "== the bundle (toolchain from Go modules, operator image, chart); first time ~40-60 min on 2 cores, then seconds" >&2
-bundle_out=$(bash e2e/toolchain/bundle.sh)
-bundle=$(printf '%s\n' "$bundle_out" | sed -n 's/^KUBESEED_BUNDLE=//p' | tail -n 1)
+if [ -n "${KUBESEED_BUNDLE:-}" ]; then
+  echo "== the bundle: $KUBESEED_BUNDLE (KUBESEED_BUNDLE)" >&2
+  bundle="$KUBESEED_BUNDLE"
+else
+  echo "== the bundle (toolchain from Go modules, operator image, chart); first time ~40-60 min on 2 cores, then seconds" >&2
+  bundle_out=$(bash e2e/toolchain/bundle.sh)
+  bundle=$(printf '%s\n' "$bundle_out" | sed -n 's/^KUBESEED_BUNDLE=//p' | tail -n 1)
+fi
 
 echo "== building the lab and bootstrap commands" >&2
 cargo build --locked -q -p kubeseed-e2e --bin lab -p kubeseed-bootstrap --bin bootstrap

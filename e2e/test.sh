@@ -7,6 +7,8 @@
 # namespaces and systemd-nspawn machines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each step says when it began (UTC), so a run's log shows where its time went.
+step() { echo "== [$(date -u +%H:%M:%S)] $*"; }
 
 if [ "$(id -u)" != 0 ]; then
   echo "e2e/test.sh: the tests need root (they start sshd, create test users and lab hosts); run it with sudo" >&2
@@ -25,11 +27,11 @@ last_value() { printf '%s\n' "$2" | sed -n "s/^$1=//p" | tail -n 1; }
 # benchmarks (e2e/bench.sh) use the release build. It compiles while the
 # toolchain builds from Go modules in the background: each fills the other's
 # single-threaded stretches.
-echo "== toolchain (Kubernetes, etcd, helm, containerd, runc, CNI plugins, kubeadm) from Go modules, cached: in the background"
+step "toolchain (Kubernetes, etcd, helm, containerd, runc, CNI plugins, kubeadm) from Go modules, cached: in the background"
 toolchain_log=$(mktemp)
 bash e2e/toolchain/build.sh >"$toolchain_log" 2>&1 &
 toolchain_pid=$!
-echo "== the programs the lab scenarios run: bootstrap and the operator (debug build)"
+step "the programs the lab scenarios run: bootstrap and the operator (debug build)"
 cargo build --locked -p kubeseed-bootstrap -p kubeseed-operator
 if ! wait "$toolchain_pid"; then
   cat "$toolchain_log" >&2
@@ -46,14 +48,14 @@ image="$target_dir/image/kubeseed-operator-debug.oci.tar"
 image_out=$(bash operator/image/build.sh --binary "$target_dir/debug/kubeseed-operator" "$image" | tee /dev/stderr)
 image_line=$(last_value KUBESEED_OPERATOR_IMAGE "$image_out")
 
-echo "== the bundle a seed installs from (toolchain + that operator image + chart), cached by content"
+step "the bundle a seed installs from (toolchain + that operator image + chart), cached by content"
 # shellcheck disable=SC2086 # "PATH NAME": two arguments
 bundle_out=$(bash e2e/toolchain/bundle.sh --operator-image $image_line | tee /dev/stderr)
 KUBESEED_BUNDLE=$(last_value KUBESEED_BUNDLE "$bundle_out")
 export KUBESEED_BUNDLE
 
 threads="${KUBESEED_TEST_THREADS:-2}"
-echo "== cargo test (all but the lab scenarios)"
+step "cargo test (all but the lab scenarios)"
 cargo test --workspace --locked --exclude kubeseed-e2e -- --test-threads="$threads"
 cargo test --locked -p kubeseed-e2e --lib --bins --test cli --test lab -- --test-threads="$threads"
 
@@ -62,7 +64,7 @@ cargo test --locked -p kubeseed-e2e --lib --bins --test cli --test lab -- --test
 # control-plane scenario's apiservers, polled every 200 ms, time out under
 # the other lab's load (measured: what it asserts, never two apiservers not
 # ready at once, then reads 3), and the benchmarks' figures skew.
-echo "== the lab scenarios, one at a time"
+step "the lab scenarios, one at a time"
 built=$(cargo test --locked -p kubeseed-e2e --no-run \
   --test seed --test workers --test control_plane --test external_etcd 2>&1 | tee /dev/stderr)
 binary() { printf '%s\n' "$built" | sed -n "s|.*Executable tests/$1\.rs (\(.*\))|\1|p" | tail -n 1; }
@@ -73,7 +75,7 @@ run_group() {
     bin=$(binary "$name")
     [ -n "$bin" ] || { echo "e2e/test.sh: no test binary for $name" >&2; return 1; }
     bin=$(realpath "$bin")
-    echo "== scenario $name"
+    step "scenario $name"
     # cargo runs a test in its package's directory; so do we.
     (cd e2e && "$bin" --nocapture 2>&1 | sed -u "s/^/[$name] /"; exit "${PIPESTATUS[0]}") || status=1
   done
@@ -84,5 +86,6 @@ run_group() {
 run_group seed workers control_plane external_etcd ||
   { echo "e2e/test.sh: a lab scenario failed (see the [name]-prefixed lines above)" >&2; exit 1; }
 
-echo "== operator image: imported and run by a private containerd (built above)"
+step "operator image: imported and run by a private containerd (built above)"
 bash operator/image/verify.sh "$image"
+step "all suites passed"

@@ -18,7 +18,10 @@
 //!    VIP's holder powered off, then crashed → host5 takes over (timed
 //!    against keepalived's master-down interval, failed requests counted),
 //!    host4 back each time; master1 powered off → still served; the
-//!    implementation switched to nginx, and a crash failover again;
+//!    implementation switched to nginx, and a crash failover again; the
+//!    operator's leader SIGKILLed (a leader reconciles again) and host3's
+//!    cable cut for 45 s and plugged back in (host3 a Ready master and a
+//!    backend again), failed requests counted for each;
 //! 4. the leader's node crashes → the other replica takes the Lease and
 //!    reconciles; the node comes back;
 //! 5. with host3's etcd stopped, deleting host2 is refused (`QuorumAtRisk`)
@@ -30,7 +33,10 @@
 //! 6. an etcd member added by hand is reported on the `EtcdMember`s
 //!    (`UnaccountedEtcdMember`) and left alone;
 //! 7. deleting the member whose node runs the operator's leader: the leader
-//!    hands over (evicts itself) and a replica elsewhere completes the leave.
+//!    hands over (evicts itself) and a replica elsewhere completes the leave;
+//! 8. the end state is consistent: etcd's members are the `EtcdMember`s, the
+//!    Nodes the members, the balancer's backends the Ready masters, and every
+//!    Secret in etcd is ciphertext.
 //!
 //! Prints the apply-to-Ready time of each join (`CONTROL_PLANE_FIGURES`),
 //! and the balancer's figures as a table with JSON beside the benchmarks'
@@ -54,8 +60,8 @@ use common::balancer::{
     Poller, balancer_yaml, became_master, now_epoch, outage_after, spurious_moves,
 };
 use common::cluster::{
-    apply, condition, etcd_member_lines, etcd_members, eventually_or_dump, exists, jsonpath,
-    local_etcdctl, member_yaml, wait_ready,
+    apply, assert_consistent, condition, etcd_member_lines, etcd_members, eventually_or_dump,
+    exists, jsonpath, local_etcdctl, member_yaml, wait_ready,
 };
 use common::{bootstrap_binary, eventually, kubectl_ok, seeded_lab};
 use kubeseed_e2e::Lab;
@@ -207,6 +213,23 @@ impl ReadinessWatch {
         }
         (most, down_counts)
     }
+}
+
+/// Some replica leads and reconciles: a second object on host1's address
+/// (`host1_address`) gets `Conflict`, and is deleted again.
+fn a_leader_reconciles(lab: &Lab, state: &Path, host1_address: &str) {
+    apply(state, &member_yaml("host1-again", host1_address));
+    eventually_or_dump(
+        lab,
+        state,
+        "a leader reconciles",
+        Duration::from_secs(180),
+        || condition(state, "controlplanemember/host1-again", "Ready").1 == "Conflict",
+    );
+    kubectl_ok(
+        state,
+        &["delete", "controlplanemember", "host1-again", "--wait=true"],
+    );
 }
 
 fn join(lab: &Lab, state: &Path, host: &str) -> f64 {
@@ -631,6 +654,52 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
         "Nginx",
         ("host4", "host5"),
     ));
+
+    // ---- the operator's leader killed: the API does not notice ---------------------
+    let at = now_epoch();
+    kill_leader(&lab, &state);
+    a_leader_reconciles(&lab, &state, &addresses[0]);
+    let (failed, outage_ms) = outage_after(&poller.samples(), at);
+    eprintln!("operator leader killed: {failed} failed requests, outage {outage_ms:.0} ms");
+    failovers.push(serde_json::json!({
+        "implementation": "Nginx", "event": "operator leader killed",
+        "failed_requests": failed, "outage_ms": outage_ms,
+    }));
+
+    // ---- a master's cable cut, then plugged back in --------------------------------
+    let at = now_epoch();
+    lab.cut_link("host3").unwrap();
+    // Long enough for the Node to go NotReady (40 s grace) and the balancer's
+    // probe to drop it; the API through the VIP answers meanwhile.
+    std::thread::sleep(Duration::from_secs(45));
+    eventually("the API through the VIP", Duration::from_secs(60), || {
+        common::kubectl(&state)
+            .args(["get", "nodes"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    lab.restore_link("host3").unwrap();
+    wait_master_back(&lab, &state, "host3");
+    eventually_or_dump(
+        &lab,
+        &state,
+        "host3 a backend again",
+        Duration::from_secs(180),
+        || {
+            jsonpath(&state, "apilb/api", "{.status.backends}")
+                .contains(&format!("{}:6443", addresses[2]))
+        },
+    );
+    let (failed, outage_ms) = outage_after(&poller.samples(), at);
+    eprintln!(
+        "host3's link cut for 45 s and restored: {failed} failed requests, outage {outage_ms:.0} ms"
+    );
+    failovers.push(serde_json::json!({
+        "implementation": "Nginx", "event": "master link cut and restored",
+        "failed_requests": failed, "outage_ms": outage_ms,
+    }));
     let quiet_from = now_epoch();
 
     // ---- the leader's node crashes: the other replica takes over ------------------
@@ -651,16 +720,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     );
     let takeover_seconds = crashed.elapsed().as_secs_f64();
     eprintln!("{lost} crashed; a replica elsewhere led after {takeover_seconds:.1} s");
-    apply(&state, &member_yaml("host1-again", &addresses[0]));
-    eventually(
-        "the new leader reconciles",
-        Duration::from_secs(120),
-        || condition(&state, "controlplanemember/host1-again", "Ready").1 == "Conflict",
-    );
-    kubectl_ok(
-        &state,
-        &["delete", "controlplanemember", "host1-again", "--wait=true"],
-    );
+    a_leader_reconciles(&lab, &state, &addresses[0]);
     lab.start(&lost).unwrap();
     wait_master_back(&lab, &state, &lost);
 
@@ -815,6 +875,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     assert!(!handed.trim().is_empty(), "the leader said it handed over");
     assert_eq!(etcd_members(&lab, "host1").len(), 2);
     assert_node_gone_and_host_clean(&lab, &state, &doomed);
+    assert_consistent(&lab, &state, "host1", Some("api"));
 
     quiet.push((quiet_from, now_epoch()));
     let samples = poller.finish();

@@ -27,7 +27,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    apply, condition, eventually_or_dump, exists, jsonpath, wait_ready, worker_yaml,
+    apply, assert_consistent, condition, eventually_or_dump, exists, jsonpath, wait_ready,
+    worker_yaml,
 };
 use common::{kubectl, kubectl_ok, seeded_lab};
 use kubeseed_e2e::Lab;
@@ -390,5 +391,6 @@ fn workers_join_run_workloads_and_leave() {
             p.len() == 4 && p.iter().all(|(_, n, _)| n == "host3")
         },
     );
+    assert_consistent(&lab, &state, "host1", None);
     lab.down().unwrap();
 }

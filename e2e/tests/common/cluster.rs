@@ -214,3 +214,86 @@ pub fn wait_ready(lab: &Lab, state: &Path, kind_name: &str, limit: Duration) {
         ready == "True"
     });
 }
+
+/// The names of every object of `kind` (cluster-wide or in the default namespace).
+fn names(state: &Path, kind: &str) -> std::collections::BTreeSet<String> {
+    kubectl_ok(
+        state,
+        &[
+            "get",
+            kind,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
+        ],
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// The end state a user expects whatever happened before: etcd's members
+/// are exactly the `EtcdMember`s, the Nodes exactly the `ControlPlaneMember`s
+/// and `WorkerNode`s (their names are the hosts' names in these scenarios),
+/// `balancer`'s backends exactly the Ready masters, and every Secret in etcd
+/// ciphertext. `etcd_host` is a master whose etcd member answers.
+pub fn assert_consistent(lab: &Lab, state: &Path, etcd_host: &str, balancer: Option<&str>) {
+    let etcd: std::collections::BTreeSet<String> = etcd_members(lab, etcd_host)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        etcd,
+        names(state, "etcdmembers"),
+        "etcd's members vs EtcdMembers"
+    );
+    let masters = names(state, "controlplanemembers");
+    let members: std::collections::BTreeSet<String> = masters
+        .union(&names(state, "workernodes"))
+        .cloned()
+        .collect();
+    assert_eq!(names(state, "nodes"), members, "Nodes vs members");
+    if let Some(balancer) = balancer {
+        let ready: std::collections::BTreeSet<String> = masters
+            .iter()
+            .filter(|m| condition(state, &format!("controlplanemember/{m}"), "Ready").0 == "True")
+            .map(|m| {
+                let address = jsonpath(
+                    state,
+                    &format!("controlplanemember/{m}"),
+                    "{.spec.host.address}",
+                );
+                format!("{address}:6443")
+            })
+            .collect();
+        let backends: std::collections::BTreeSet<String> =
+            jsonpath(state, &format!("apilb/{balancer}"), "{.status.backends[*]}")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+        assert_eq!(
+            backends, ready,
+            "{balancer}'s backends vs the Ready masters"
+        );
+    }
+    let secrets = local_etcdctl("get /registry/secrets --prefix --keys-only");
+    let value = local_etcdctl("get \"$k\" --print-value-only");
+    let report = lab
+        .exec_ok(
+            etcd_host,
+            &format!(
+                "n=0; for k in $({secrets}); do n=$((n+1)); {value} | head -c 8 | grep -q '^k8s:enc' || echo \"plain $k\"; done; echo \"secrets $n\""
+            ),
+        )
+        .unwrap();
+    assert!(
+        !report.contains("plain "),
+        "Secrets stored unencrypted: {report}"
+    );
+    let count: usize = report
+        .lines()
+        .find_map(|l| l.strip_prefix("secrets "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(count > 0, "no Secret read from etcd: {report}");
+    eprintln!("consistent: etcd {etcd:?}, Nodes {members:?}, {count} Secrets all ciphertext");
+}
