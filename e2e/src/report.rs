@@ -287,8 +287,11 @@ impl Report {
     /// The report as a Markdown table, then what was not measured.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
-        let with_unit = |v: Option<f64>, unit: &str| {
-            v.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.1} {unit}"))
+        let with_unit = |v: Option<f64>, unit: &str| match v {
+            None => "not measured".to_owned(),
+            // Counts are whole numbers.
+            Some(v) if unit == "requests" => format!("{v:.0} {unit}"),
+            Some(v) => format!("{v:.1} {unit}"),
         };
         let _ = writeln!(
             out,
@@ -339,6 +342,7 @@ mod tests {
         let md = report.markdown();
         assert!(md.contains("not measured"), "{md}");
         assert!(md.contains("bash e2e/bench.sh (workers_bench)"), "{md}");
+        assert!(md.contains("| not measured |"), "{md}");
     }
 
     #[test]
@@ -403,5 +407,8 @@ mod tests {
             .unwrap();
         assert_eq!(download.value, None, "no downloads measured");
         assert_eq!(report.missing.len(), 2, "{:?}", report.missing);
+        let md = report.markdown();
+        assert!(md.contains("| 3 requests |"), "{md}");
+        assert!(md.contains("| 1.25× |"), "{md}");
     }
 }
