@@ -96,22 +96,40 @@ echo "== kubectl apply: masters host2 and host3, the load balancer pair host4 + 
   done
 } | tee "$KUBESEED_STATE_DIR/demo-members.yaml" | kubectl apply -f -
 
+# Until the kubeconfig moves to the VIP it names host1, whose apiserver
+# restarts once while the VIP's certificates roll through the masters:
+# `kubectl wait` gives up on a refused connection, so it is asked again.
 wait_ready() {
   echo "== waiting for $1 to be Ready" >&2
-  if ! kubectl wait --for=condition=Ready "$1" --timeout="$2"; then
-    echo "e2e/demo.sh: $1 is not Ready; its conditions:" >&2
-    kubectl get "$1" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}' >&2 || true
-    exit 1
-  fi
+  local deadline=$((SECONDS + $2))
+  until kubectl wait --for=condition=Ready "$1" --timeout=60s 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "e2e/demo.sh: $1 is not Ready after $2 s; its conditions:" >&2
+      kubectl get "$1" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}' >&2 || true
+      exit 1
+    fi
+    sleep 5
+  done
 }
-wait_ready controlplanemember/host2 20m
-wait_ready controlplanemember/host3 20m
-wait_ready apiloadbalancer/api 10m
-wait_ready workernode/host6 15m
-wait_ready workernode/host7 15m
+wait_ready controlplanemember/host2 1200
+wait_ready controlplanemember/host3 1200
+wait_ready apiloadbalancer/api 600
+wait_ready workernode/host6 900
+wait_ready workernode/host7 900
 
 echo "== the admin kubeconfig now goes through the VIP" >&2
-"$bootstrap" use-endpoint
+# The masters' serving certificates are re-issued for the VIP one master at
+# a time after the balancer is Ready; use-endpoint refuses (changing
+# nothing) until they all name it, so it is asked again.
+deadline=$((SECONDS + 900))
+until "$bootstrap" use-endpoint; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "e2e/demo.sh: the masters' certificates still do not name $vip after 15 min" >&2
+    kubectl get controlplanemembers >&2 || true
+    exit 1
+  fi
+  sleep 10
+done
 
 echo "== a Deployment of a locally built image across the workers" >&2
 image_line=$(last_value KUBESEED_NETCHECK_IMAGE "$(bash e2e/images/netcheck/build.sh)")
