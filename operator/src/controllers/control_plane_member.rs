@@ -12,7 +12,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -35,7 +34,7 @@ use kubeseed_provision::render::InitialClusterState;
 use super::status::StatusBook;
 use super::steps::plan_error;
 use super::{Member, RESYNC, StopSignal, provisioned_for, publish, steps};
-use crate::cluster::{CLUSTER_OBJECT, ClusterMaterial};
+use crate::cluster::ClusterMaterial;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::{etcd_access, hosts, run_plan};
@@ -67,19 +66,12 @@ impl Member for ControlPlaneMember {
     /// member comes or goes (External masters' `--etcd-servers`).
     fn watch_related(controller: Controller<Self>, ctx: &Context) -> Controller<Self> {
         let store = controller.store();
-        let records: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
         let etcd_members: Api<EtcdMember> = Api::all(ctx.client.clone());
-        controller
-            .watches(
-                records,
-                watcher::Config::default().fields(&format!("metadata.name={CLUSTER_OBJECT}")),
-                super::everyone(store.clone()),
-            )
-            .watches(
-                etcd_members,
-                watcher::Config::default(),
-                super::everyone(store),
-            )
+        super::on_cluster_record(controller, ctx).watches(
+            etcd_members,
+            watcher::Config::default(),
+            super::everyone(store),
+        )
     }
 }
 

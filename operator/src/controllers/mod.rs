@@ -97,6 +97,30 @@ where
     }
 }
 
+/// Makes every object of kind `K` look again when the cluster's record
+/// (ConfigMap `CLUSTER_OBJECT` in the operator's namespace) changes: a new
+/// endpoint or VIP goes into certificates and kubeconfigs.
+pub fn on_cluster_record<K>(controller: Controller<K>, ctx: &Context) -> Controller<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let store = controller.store();
+    let records: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    controller.watches(
+        records,
+        kube::runtime::watcher::Config::default()
+            .fields(&format!("metadata.name={}", crate::cluster::CLUSTER_OBJECT)),
+        everyone(store),
+    )
+}
+
 /// A future that completes when the controllers must stop.
 pub type StopSignal = Shared<BoxFuture<'static, ()>>;
 

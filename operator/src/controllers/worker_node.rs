@@ -18,11 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
+use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::info;
@@ -38,7 +37,6 @@ use kubeseed_provision::ssh::ExecOptions;
 use super::status::StatusBook;
 use super::steps::plan_error;
 use super::{Member, RESYNC, StopSignal, provisioned_for, publish, steps};
-use crate::cluster::CLUSTER_OBJECT;
 use crate::context::{Context, FIELD_MANAGER};
 use crate::error::{Error, Result};
 use crate::{hosts, run_plan};
@@ -72,13 +70,7 @@ impl Member for WorkerNode {
     /// Every worker looks again when the cluster's record changes: a new
     /// endpoint (a VIP published) goes into its kubeconfigs.
     fn watch_related(controller: Controller<Self>, ctx: &Context) -> Controller<Self> {
-        let store = controller.store();
-        let records: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-        controller.watches(
-            records,
-            watcher::Config::default().fields(&format!("metadata.name={CLUSTER_OBJECT}")),
-            super::everyone(store),
-        )
+        super::on_cluster_record(controller, ctx)
     }
 }
 
