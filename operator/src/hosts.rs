@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use kubeseed_crds::v1alpha1::{HostSpec, ObservedHostKey, SecretRef};
+use kubeseed_crds::v1alpha1::{HostSpec, ObservedHostKey, SecretRef, SingleHostObject};
 use kubeseed_provision::ssh::{
     Auth, ConnectionKeys, HostKey, HostKeyPolicy, Session, SshError, SshTarget,
 };
@@ -26,6 +26,15 @@ pub async fn connect(
 ) -> Result<(Session, ConnectionKeys)> {
     let target = target(ctx, spec, recorded).await?;
     Ok(Session::connect(&target, &ctx.ssh_limits).await?)
+}
+
+/// [`connect`] to the host of `obj`, holding it to the key on its record.
+pub async fn connect_to(
+    ctx: &Context,
+    obj: &(impl SingleHostObject + ?Sized),
+) -> Result<(Session, ConnectionKeys)> {
+    let recorded = obj.recorded_host_key().cloned().unwrap_or_default();
+    connect(ctx, obj.host(), &recorded).await
 }
 
 /// The SSH target, with every key read and every policy chosen.

@@ -28,7 +28,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
-use kubeseed_crds::v1alpha1::{ControlPlaneMember, HostSpec, ObservedHostKey, WorkerNode};
+use kubeseed_crds::v1alpha1::{ControlPlaneMember, SingleHostObject, WorkerNode};
 use kubeseed_provision::cluster::Cidr;
 use kubeseed_provision::plans;
 use kubeseed_provision::render::{PodRoute, PodRoutesInput};
@@ -105,22 +105,10 @@ enum Provisioned {
 }
 
 impl Provisioned {
-    fn host(&self) -> (&HostSpec, ObservedHostKey) {
+    fn object(&self) -> &(dyn SingleHostObject + Sync) {
         match self {
-            Provisioned::Master(m) => (
-                &m.spec.host,
-                m.status
-                    .as_ref()
-                    .map(|s| s.host_key.clone())
-                    .unwrap_or_default(),
-            ),
-            Provisioned::Worker(w) => (
-                &w.spec.host,
-                w.status
-                    .as_ref()
-                    .map(|s| s.host_key.clone())
-                    .unwrap_or_default(),
-            ),
+            Provisioned::Master(m) => m,
+            Provisioned::Worker(w) => w,
         }
     }
 }
@@ -162,8 +150,7 @@ async fn apply(
         reason: "PlanInvalid",
         message: e.to_string(),
     })?;
-    let (spec, recorded) = owner.host();
-    let (session, _) = hosts::connect(ctx, spec, &recorded).await?;
+    let (session, _) = hosts::connect_to(ctx, owner.object()).await?;
     let report = match owner {
         Provisioned::Master(m) => run_plan::run(ctx, m, &session, None, &tasks).await,
         Provisioned::Worker(w) => run_plan::run(ctx, w, &session, None, &tasks).await,
@@ -203,8 +190,7 @@ async fn round(
         if !verify && applied.get(node) == Some(&wanted) {
             continue;
         }
-        let (spec, _) = owner.host();
-        let span = info_span!("pod_routes", node = %node, host = %spec.address);
+        let span = info_span!("pod_routes", node = %node, host = %owner.object().host().address);
         match apply(ctx, node, owner, &wanted).instrument(span).await {
             Ok(()) => {
                 applied.insert(node.clone(), wanted);

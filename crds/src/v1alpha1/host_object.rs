@@ -1,8 +1,8 @@
 //! What every kind offers alike, so the operator and tools can treat the four
 //! kinds as one.
 
-use super::status::CommonStatus;
-use super::{ApiLoadBalancer, ControlPlaneMember, EtcdMember, WorkerNode};
+use super::status::{CommonStatus, ObservedHostKey};
+use super::{ApiLoadBalancer, ControlPlaneMember, EtcdMember, HostSpec, WorkerNode};
 
 /// A kubeseed object: it names one or more hosts and carries a [`CommonStatus`].
 pub trait HostObject {
@@ -10,6 +10,15 @@ pub trait HostObject {
     fn common_status(&self) -> Option<&CommonStatus>;
     /// The SSH addresses of the object's hosts, in spec order.
     fn host_addresses(&self) -> Vec<&str>;
+}
+
+/// A kind with a single `spec.host`: how to reach it and the host key the
+/// operator recorded for it, if it has connected.
+pub trait SingleHostObject: HostObject {
+    /// Where the host is and how to log in.
+    fn host(&self) -> &HostSpec;
+    /// The key the host presented first (or its pin's fingerprint), once seen.
+    fn recorded_host_key(&self) -> Option<&ObservedHostKey>;
 }
 
 /// The three kinds with a single `spec.host`.
@@ -21,6 +30,14 @@ macro_rules! single_host_object {
             }
             fn host_addresses(&self) -> Vec<&str> {
                 vec![self.spec.host.address.as_str()]
+            }
+        }
+        impl SingleHostObject for $kind {
+            fn host(&self) -> &HostSpec {
+                &self.spec.host
+            }
+            fn recorded_host_key(&self) -> Option<&ObservedHostKey> {
+                self.status.as_ref().map(|s| &s.host_key)
             }
         }
     )+};

@@ -26,7 +26,7 @@ pub use etcd_member::{
     ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT, EtcdMember, EtcdMemberSpec, EtcdMemberStatus,
 };
 pub use host::{Bastion, HostSpec, SecretRef};
-pub use host_object::HostObject;
+pub use host_object::{HostObject, SingleHostObject};
 pub use status::{CommonStatus, ComponentVersions, ObservedHostKey, Phase};
 pub use worker_node::{KubeletSpec, WorkerNode, WorkerNodeSpec, WorkerNodeStatus};
 

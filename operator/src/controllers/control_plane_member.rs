@@ -22,7 +22,7 @@ use tracing::info;
 
 use kubeseed_crds::v1alpha1::conditions::{PROVISIONED, READY};
 use kubeseed_crds::v1alpha1::{
-    ControlPlaneMember, ControlPlaneMemberSpec, EtcdMember, EtcdTopology, ObservedHostKey, Phase,
+    ControlPlaneMember, ControlPlaneMemberSpec, EtcdMember, EtcdTopology, Phase,
 };
 use kubeseed_provision::cluster::{EtcdMember as EtcdPlacementSpec, Member as ClusterMember};
 use kubeseed_provision::plans::{
@@ -205,12 +205,7 @@ async fn join(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action>
     };
 
     // ---- reach the host; record its key before any command -----------------
-    let recorded: ObservedHostKey = obj
-        .status
-        .as_ref()
-        .map(|s| s.host_key.clone())
-        .unwrap_or_default();
-    let session = steps::reach(&ctx, &mut book, &obj.spec.host, &recorded).await?;
+    let session = steps::reach(&ctx, &mut book, obj.as_ref()).await?;
 
     // ---- preflight -----------------------------------------------------------
     let expectations = match obj.spec.etcd.topology {
@@ -383,8 +378,7 @@ fn master_node(
 /// and clean the host (its etcd data kept as a backup); delete the Node.
 async fn leave(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action> {
     let name = obj.name_any();
-    let recorded = obj.status.as_ref().map(|s| &s.host_key);
-    if let Some(done) = steps::release_if_untouched(&ctx, obj.as_ref(), recorded).await {
+    if let Some(done) = steps::release_if_untouched(&ctx, obj.as_ref()).await {
         return Ok(done);
     }
     let api: Api<ControlPlaneMember> = Api::all(ctx.client.clone());
@@ -419,15 +413,7 @@ async fn leave(obj: Arc<ControlPlaneMember>, ctx: Arc<Context>) -> Result<Action
         steps::remove_from_etcd(&ctx, obj.as_ref(), &etcd, &members, m).await?;
     }
 
-    let (session, _) = hosts::connect(
-        &ctx,
-        &obj.spec.host,
-        &obj.status
-            .as_ref()
-            .map(|s| s.host_key.clone())
-            .unwrap_or_default(),
-    )
-    .await?;
+    let (session, _) = hosts::connect_to(&ctx, obj.as_ref()).await?;
     let data_dir = obj.spec.etcd.data_dir();
     let tasks = plans::teardown_master(data_dir, &steps::backup_suffix());
     run_plan::run(&ctx, obj.as_ref(), &session, None, &tasks).await?;

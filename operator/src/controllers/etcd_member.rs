@@ -25,7 +25,7 @@ use tracing::info;
 
 use kubeseed_crds::v1alpha1::conditions::{ETCD_VOTING, PROVISIONED, READY};
 use kubeseed_crds::v1alpha1::{
-    ControlPlaneMember, EtcdMember, EtcdMemberSpec, EtcdTopology, ObservedHostKey, Phase,
+    ControlPlaneMember, EtcdMember, EtcdMemberSpec, EtcdTopology, Phase,
 };
 use kubeseed_provision::cluster::{EtcdMember as EtcdPlacementSpec, Member as ClusterMember};
 use kubeseed_provision::etcd::find_by_peer_url;
@@ -176,12 +176,7 @@ async fn join(obj: Arc<EtcdMember>, ctx: Arc<Context>) -> Result<Action> {
     }
 
     // ---- reach the host; preflight -------------------------------------------
-    let recorded: ObservedHostKey = obj
-        .status
-        .as_ref()
-        .map(|s| s.host_key.clone())
-        .unwrap_or_default();
-    let session = steps::reach(&ctx, &mut book, &obj.spec.host, &recorded).await?;
+    let session = steps::reach(&ctx, &mut book, obj.as_ref()).await?;
     let mut expectations = Expectations::etcd();
     expectations.ports = vec![obj.spec.client_port(), obj.spec.peer_port()];
     if steps::preflight(
@@ -276,8 +271,7 @@ async fn join(obj: Arc<EtcdMember>, ctx: Arc<Context>) -> Result<Action> {
 /// away; remove the member; clean the host (its data kept as a backup).
 async fn leave(obj: Arc<EtcdMember>, ctx: Arc<Context>) -> Result<Action> {
     let name = obj.name_any();
-    let recorded = obj.status.as_ref().map(|s| &s.host_key);
-    if let Some(done) = steps::release_if_untouched(&ctx, obj.as_ref(), recorded).await {
+    if let Some(done) = steps::release_if_untouched(&ctx, obj.as_ref()).await {
         return Ok(done);
     }
     let api: Api<EtcdMember> = Api::all(ctx.client.clone());
@@ -295,12 +289,7 @@ async fn leave(obj: Arc<EtcdMember>, ctx: Arc<Context>) -> Result<Action> {
         book.write().await?;
         steps::remove_from_etcd(&ctx, obj.as_ref(), &etcd, &members, m).await?;
     }
-    let recorded = obj
-        .status
-        .as_ref()
-        .map(|s| s.host_key.clone())
-        .unwrap_or_default();
-    let (session, _) = crate::hosts::connect(&ctx, &obj.spec.host, &recorded).await?;
+    let (session, _) = crate::hosts::connect_to(&ctx, obj.as_ref()).await?;
     let tasks = plans::teardown_etcd(obj.spec.data_dir(), &steps::backup_suffix());
     run_plan::run(&ctx, obj.as_ref(), &session, None, &tasks).await?;
     info!("left etcd");

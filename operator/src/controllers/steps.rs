@@ -11,7 +11,7 @@ use tracing::info;
 use kubeseed_crds::v1alpha1::conditions::{
     HOST_REACHABLE, PREFLIGHT_PASSED, PROVISIONED, READY, REASON_QUORUM_AT_RISK,
 };
-use kubeseed_crds::v1alpha1::{HostSpec, ObservedHostKey, Phase};
+use kubeseed_crds::v1alpha1::{Phase, SingleHostObject};
 use kubeseed_provision::cluster::HostProfile;
 use kubeseed_provision::etcd::{EtcdClient, EtcdMemberInfo, quorum_after_removal};
 use kubeseed_provision::preflight::{self, ClusterIdentity, Expectations};
@@ -27,13 +27,13 @@ use crate::{etcd_access, hosts};
 /// Connects to `host`, writing what to record of its host key (and its
 /// bastion's) and `HostReachable` to the status before returning: nothing
 /// runs on a host whose key is not on record.
-pub async fn reach<K: Member>(
+pub async fn reach<K: Member + SingleHostObject>(
     ctx: &Context,
     book: &mut StatusBook<'_, K>,
-    host: &HostSpec,
-    recorded: &ObservedHostKey,
+    obj: &K,
 ) -> Result<Session> {
-    let (session, keys) = match hosts::connect(ctx, host, recorded).await {
+    let recorded = obj.recorded_host_key().cloned().unwrap_or_default();
+    let (session, keys) = match hosts::connect(ctx, obj.host(), &recorded).await {
         Ok(connected) => connected,
         Err(e) => {
             book.set(HOST_REACHABLE, false, e.event_reason(), e.to_string())
@@ -47,7 +47,7 @@ pub async fn reach<K: Member>(
             return Err(e);
         }
     };
-    if let Some(record) = hosts::to_record(&keys, recorded) {
+    if let Some(record) = hosts::to_record(&keys, &recorded) {
         for (k, v) in serde_json::to_value(&record)
             .map_err(Error::Serialize)?
             .as_object()
@@ -275,14 +275,14 @@ pub async fn refuse<K: Member>(
 
 /// A leave of an object that never reached its host: nothing to undo, so
 /// the finalizer may go. `Some` is the leave's result; `None`: go on.
-pub async fn release_if_untouched<K: Member>(
+pub async fn release_if_untouched<K: Member + SingleHostObject>(
     ctx: &Context,
     obj: &K,
-    recorded: Option<&ObservedHostKey>,
 ) -> Option<Action> {
     // A recorded host key means it connected, and only a connection can
     // have changed anything.
-    let touched = recorded
+    let touched = obj
+        .recorded_host_key()
         .is_some_and(|k| k.observed_host_key.is_some() || k.host_key_fingerprint.is_some())
         || obj.conditions().iter().any(|c| c.type_ == PROVISIONED);
     if touched {

@@ -27,7 +27,7 @@ use serde_json::json;
 use tracing::info;
 
 use kubeseed_crds::v1alpha1::conditions::{PROVISIONED, READY};
-use kubeseed_crds::v1alpha1::{ControlPlaneMember, ObservedHostKey, Phase, WorkerNode};
+use kubeseed_crds::v1alpha1::{ControlPlaneMember, Phase, WorkerNode};
 use kubeseed_provision::pki::BootstrapToken;
 use kubeseed_provision::plans::{self, WorkerInput};
 use kubeseed_provision::preflight::Expectations;
@@ -215,12 +215,7 @@ async fn join(obj: Arc<WorkerNode>, ctx: Arc<Context>) -> Result<Action> {
     }
 
     // ---- reach the host; record its key before any command -----------------
-    let recorded: ObservedHostKey = obj
-        .status
-        .as_ref()
-        .map(|s| s.host_key.clone())
-        .unwrap_or_default();
-    let session = steps::reach(&ctx, &mut book, &obj.spec.host, &recorded).await?;
+    let session = steps::reach(&ctx, &mut book, obj.as_ref()).await?;
 
     // ---- preflight, and the node's name --------------------------------------
     let Some(host) = steps::preflight(
@@ -444,8 +439,7 @@ async fn label_node(ctx: &Context, node: &str, labels: &BTreeMap<String, String>
 /// host stopped and cleaned, then the Node deleted.
 async fn leave(obj: Arc<WorkerNode>, ctx: Arc<Context>) -> Result<Action> {
     let name = obj.name_any();
-    let recorded = obj.status.as_ref().map(|s| &s.host_key);
-    if let Some(done) = steps::release_if_untouched(&ctx, obj.as_ref(), recorded).await {
+    if let Some(done) = steps::release_if_untouched(&ctx, obj.as_ref()).await {
         return Ok(done);
     }
     let api: Api<WorkerNode> = Api::all(ctx.client.clone());
@@ -478,15 +472,7 @@ async fn leave(obj: Arc<WorkerNode>, ctx: Arc<Context>) -> Result<Action> {
         );
         book.write().await?;
     }
-    let (session, _) = hosts::connect(
-        &ctx,
-        &obj.spec.host,
-        &obj.status
-            .as_ref()
-            .map(|s| s.host_key.clone())
-            .unwrap_or_default(),
-    )
-    .await?;
+    let (session, _) = hosts::connect_to(&ctx, obj.as_ref()).await?;
     let tasks = plans::teardown_worker();
     run_plan::run(&ctx, obj.as_ref(), &session, None, &tasks).await?;
     if let Some(node) = &node {

@@ -30,6 +30,18 @@ use super::kubectl::{ApiAccess, kubectl};
 /// tell a re-run on this cluster's host from a host of another cluster.
 pub const CLUSTER_ID_FILE: &str = "/var/lib/kubeseed/cluster-id";
 
+/// The first task on every host: write down which cluster it belongs to,
+/// what preflight reads to refuse a host of another cluster.
+pub(crate) fn record_cluster_id(cluster_id: &str) -> WriteFiles {
+    let mut identity = HostFiles::default();
+    identity.insert_public(CLUSTER_ID_FILE, format!("{cluster_id}\n"));
+    WriteFiles::new(
+        "host/cluster-id",
+        "record the cluster this host belongs to",
+        identity,
+    )
+}
+
 /// An image from the bundle to import on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleImage {
@@ -359,13 +371,7 @@ pub(crate) fn host_runtime(
 ) -> Result<Vec<Box<dyn Task>>, RenderError> {
     let mut tasks: Vec<Box<dyn Task>> = Vec::new();
     // ---- the host itself -------------------------------------------------
-    let mut identity = HostFiles::default();
-    identity.insert_public(CLUSTER_ID_FILE, format!("{cluster_id}\n"));
-    tasks.push(Box::new(WriteFiles::new(
-        "host/cluster-id",
-        "record the cluster this host belongs to",
-        identity,
-    )));
+    tasks.push(Box::new(record_cluster_id(cluster_id)));
     tasks.push(Box::new(WriteFiles::new(
         "host/kernel-files",
         "write kernel module and sysctl settings",

@@ -8,7 +8,7 @@ use crate::render::RenderError;
 use crate::tasks::{Task, WriteFiles};
 
 use super::artifacts::{LinkInto, StageArtifacts};
-use super::control_plane::{BundleOnHost, CLUSTER_ID_FILE, EtcdHooks, EtcdPlan, etcd_tasks};
+use super::control_plane::{BundleOnHost, EtcdHooks, EtcdPlan, etcd_tasks, record_cluster_id};
 
 /// The bundle's files an etcd-only host needs.
 pub const ETCD_PROGRAMS: [&str; 2] = ["bin/etcd", "bin/etcdctl"];
@@ -39,25 +39,20 @@ pub fn etcd_node(input: EtcdNodeInput) -> Result<Vec<Box<dyn Task>>, RenderError
         hooks,
     } = input;
     let bundle = bundle.only(&ETCD_PROGRAMS);
-    let mut tasks: Vec<Box<dyn Task>> = Vec::new();
-    let mut identity = HostFiles::default();
-    identity.insert_public(CLUSTER_ID_FILE, format!("{cluster_id}\n"));
-    tasks.push(Box::new(WriteFiles::new(
-        "host/cluster-id",
-        "record the cluster this host belongs to",
-        identity,
-    )));
-    tasks.push(Box::new(StageArtifacts::new(
-        bundle.key.clone(),
-        bundle.artifacts.clone(),
-        bundle.manifests.clone(),
-    )));
-    tasks.push(Box::new(LinkInto::new("bundle/install", bundle.links())));
-    tasks.push(Box::new(WriteFiles::new(
-        "pki/files",
-        "write etcd's certificates and keys",
-        pki.clone(),
-    )));
+    let mut tasks: Vec<Box<dyn Task>> = vec![
+        Box::new(record_cluster_id(&cluster_id)),
+        Box::new(StageArtifacts::new(
+            bundle.key.clone(),
+            bundle.artifacts.clone(),
+            bundle.manifests.clone(),
+        )),
+        Box::new(LinkInto::new("bundle/install", bundle.links())),
+        Box::new(WriteFiles::new(
+            "pki/files",
+            "write etcd's certificates and keys",
+            pki.clone(),
+        )),
+    ];
     tasks.extend(etcd_tasks(&etcd, &pki, hooks)?);
     Ok(tasks)
 }

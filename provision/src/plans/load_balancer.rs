@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::files::HostFiles;
 use crate::render::load_balancer::{
     CheckedFile, LB_DIR, Proxy, RenderedLoadBalancer, TRANSITIONS_LOG,
 };
@@ -22,7 +21,7 @@ use crate::render::paths;
 use crate::ssh::shell::quote;
 use crate::tasks::{Shell, SystemdService, Task, UNIT_STATE_DIR, ValidatedFile, WriteFiles};
 
-use super::control_plane::CLUSTER_ID_FILE;
+use super::control_plane::{CLUSTER_ID_FILE, record_cluster_id};
 
 /// keepalived's unit (stopped first on the way out, so the VIP moves before
 /// the proxy goes).
@@ -97,14 +96,8 @@ pub fn load_balancer_host(input: LoadBalancerHostInput) -> Vec<Box<dyn Task>> {
     )
     .reloading(digest(&[&keepalived_config.digest(), &support_digest]));
 
-    let mut identity = HostFiles::default();
-    identity.insert_public(CLUSTER_ID_FILE, format!("{cluster_id}\n"));
     vec![
-        Box::new(WriteFiles::new(
-            "host/cluster-id",
-            "record the cluster this host belongs to",
-            identity,
-        )),
+        Box::new(record_cluster_id(&cluster_id)),
         Box::new(WriteFiles::new(
             "lb/files",
             "write the cluster CA, the health-check and notify scripts, and the units",
