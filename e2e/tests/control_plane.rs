@@ -14,7 +14,11 @@
 //!    the apiservers restart one at a time (their start times, read from
 //!    systemd, apart; readiness polled every 200 ms as a figure);
 //!    `bootstrap use-endpoint` points the workstation's kubeconfig at the
-//!    VIP; with a client polling `/readyz` through the VIP every 100 ms: the
+//!    VIP; two `WorkerNode`s (host6, host7) join with their kubelets on the
+//!    VIP, and a Deployment of the locally built netcheck image spreads
+//!    across them (a pod on one reaches a pod on the other and the Service
+//!    by name, checked again after master1's power-off and the cable cut);
+//!    with a client polling `/readyz` through the VIP every 100 ms: the
 //!    VIP's holder powered off, then crashed → host5 takes over (timed
 //!    against keepalived's master-down interval, failed requests counted),
 //!    host4 back each time; master1 powered off → still served; the
@@ -34,7 +38,9 @@
 //!    (`UnaccountedEtcdMember`) and left alone;
 //! 7. deleting the member whose node runs the operator's leader: the leader
 //!    hands over (evicts itself) and a replica elsewhere completes the leave;
-//! 8. the end state is consistent: etcd's members are the `EtcdMember`s, the
+//! 8. host7's `WorkerNode` deleted: drained, its pods on host6, its Node
+//!    gone and the host clean;
+//! 9. the end state is consistent: etcd's members are the `EtcdMember`s, the
 //!    Nodes the members, the balancer's backends the Ready masters, and every
 //!    Secret in etcd is ciphertext.
 //!
@@ -61,7 +67,10 @@ use common::balancer::{
 };
 use common::cluster::{
     apply, assert_consistent, condition, etcd_member_lines, etcd_members, eventually_or_dump,
-    exists, jsonpath, local_etcdctl, member_yaml, wait_ready,
+    exists, jsonpath, local_etcdctl, member_yaml, wait_ready, worker_yaml,
+};
+use common::workload::{
+    assert_worker_gone_and_clean, deploy_netcheck, netcheck_image, pods, serves_across,
 };
 use common::{bootstrap_binary, eventually, kubectl_ok, seeded_lab};
 use kubeseed_e2e::Lab;
@@ -275,7 +284,8 @@ fn join_killing(
 
 #[test]
 fn the_operator_grows_and_shrinks_the_control_plane() {
-    let (mut lab, work, state) = seeded_lab(NAME, SUBNET, 5);
+    let netcheck = netcheck_image();
+    let (mut lab, work, state) = seeded_lab(NAME, SUBNET, 7);
     let address = |host: &str| lab.host(host).unwrap().address.to_string();
     let addresses: Vec<String> = ["host1", "host2", "host3"].map(address).to_vec();
 
@@ -560,6 +570,39 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     assert_eq!(server.trim(), format!("https://{VIP}:6443"));
     kubectl_ok(&state, &["get", "nodes"]);
 
+    // ---- two workers, and a workload across them ------------------------------------
+    let started = Instant::now();
+    let workers = ["host6", "host7"];
+    let yaml: Vec<String> = workers
+        .iter()
+        .map(|h| worker_yaml(h, &address(h), ""))
+        .collect();
+    apply(&state, &yaml.join("---\n"));
+    for host in workers {
+        wait_ready(
+            &lab,
+            &state,
+            &format!("workernode/{host}"),
+            Duration::from_secs(600),
+        );
+        // Joined after the VIP was published: the kubelet talks to the VIP,
+        // so losing any one master does not cut the worker off.
+        let kubelet = lab
+            .exec_ok(host, "grep server: /etc/kubernetes/kubelet.conf")
+            .unwrap();
+        assert!(kubelet.contains(VIP), "{host}'s kubelet.conf: {kubelet}");
+    }
+    let workers_seconds = started.elapsed().as_secs_f64();
+    eprintln!("two workers: apply to Ready in {workers_seconds:.1} s");
+    deploy_netcheck(
+        &lab,
+        &state,
+        &netcheck,
+        &["host1", "host6", "host7"],
+        &workers,
+    );
+    serves_across(&state, "host6", "host7");
+
     // ---- the VIP moves; the API stays served ------------------------------------------
     let ca = state.join("pki").join("ca.crt");
     let poller = Poller::start(VIP, 6443, &ca);
@@ -613,6 +656,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     eventually("haproxy sees host1 up", Duration::from_secs(120), || {
         host1_health() == "true"
     });
+    serves_across(&state, "host7", "host6");
 
     // ---- nginx instead of HAProxy, the same VIP -------------------------------------
     kubectl_ok(
@@ -696,6 +740,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     eprintln!(
         "host3's link cut for 45 s and restored: {failed} failed requests, outage {outage_ms:.0} ms"
     );
+    serves_across(&state, "host6", "host7");
     failovers.push(serde_json::json!({
         "implementation": "Nginx", "event": "master link cut and restored",
         "failed_requests": failed, "outage_ms": outage_ms,
@@ -706,6 +751,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     // (host1 stays up: this test's kubeconfig talks to it.)
     lead_elsewhere_than(&state, "host1");
     let (old_leader, lost) = leader(&state);
+    let at = now_epoch();
     lab.crash(&lost).unwrap();
     let crashed = Instant::now();
     eventually_or_dump(
@@ -721,6 +767,12 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     let takeover_seconds = crashed.elapsed().as_secs_f64();
     eprintln!("{lost} crashed; a replica elsewhere led after {takeover_seconds:.1} s");
     a_leader_reconciles(&lab, &state, &addresses[0]);
+    let (failed, outage_ms) = outage_after(&poller.samples(), at);
+    eprintln!("{lost} (a master) crashed: {failed} failed requests, outage {outage_ms:.0} ms");
+    failovers.push(serde_json::json!({
+        "implementation": "Nginx", "event": "master crashed (the leader's node)",
+        "failed_requests": failed, "outage_ms": outage_ms,
+    }));
     lab.start(&lost).unwrap();
     wait_master_back(&lab, &state, &lost);
 
@@ -875,6 +927,28 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     assert!(!handed.trim().is_empty(), "the leader said it handed over");
     assert_eq!(etcd_members(&lab, "host1").len(), 2);
     assert_node_gone_and_host_clean(&lab, &state, &doomed);
+
+    // ---- a worker leaves: drained, its pods on the other ----------------------------
+    kubectl_ok(&state, &["delete", "workernode/host7", "--wait=false"]);
+    eventually_or_dump(
+        &lab,
+        &state,
+        "host7's WorkerNode and Node gone",
+        Duration::from_secs(400),
+        || !exists(&state, "workernode/host7") && !exists(&state, "node/host7"),
+    );
+    assert_worker_gone_and_clean(&lab, &state, "host7");
+    eventually_or_dump(
+        &lab,
+        &state,
+        "netcheck all on host6",
+        Duration::from_secs(300),
+        || {
+            let p = pods(&state, "app=netcheck");
+            p.len() == 4 && p.iter().all(|(_, n, _)| n == "host6")
+        },
+    );
+    serves_across(&state, "host6", "host6");
     assert_consistent(&lab, &state, "host1", Some("api"));
 
     quiet.push((quiet_from, now_epoch()));
@@ -900,6 +974,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
     write_balancer_report(&balancer);
     let figures = serde_json::json!({
         "join_seconds": {"host2": host2_seconds, "host3": host3_seconds, "host2_again": rejoin_seconds},
+        "two_workers_apply_to_ready_seconds": workers_seconds,
         "vip_roll_seconds": roll_seconds,
         "most_apiservers_not_ready_at_once": most_down,
         "apiserver_restarts_apart_ms": gaps,

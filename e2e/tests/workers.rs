@@ -22,102 +22,23 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
     apply, assert_consistent, condition, eventually_or_dump, exists, jsonpath, wait_ready,
     worker_yaml,
 };
+use common::workload::{
+    assert_worker_gone_and_clean, deploy_netcheck, netcheck_image, netcheck_on, pod_reaches, pods,
+};
 use common::{kubectl, kubectl_ok, seeded_lab};
-use kubeseed_e2e::Lab;
 
 const NAME: &str = "wrktest";
 const SUBNET: &str = "10.213.16.0/24";
 
-/// The netcheck image (built from e2e/images/netcheck, cached): its archive
-/// and name.
-fn netcheck_image() -> (PathBuf, String) {
-    let out = Command::new("bash")
-        .arg("images/netcheck/build.sh")
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "netcheck image build failed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("KUBESEED_NETCHECK_IMAGE="))
-        .expect("build.sh printed KUBESEED_NETCHECK_IMAGE=");
-    let (path, name) = line.split_once(' ').unwrap();
-    (PathBuf::from(path), name.to_owned())
-}
-
-/// Imports an OCI archive into `host`'s containerd (what a registry would
-/// do for a user: nothing here can pull).
-fn import_image(lab: &Lab, host: &str, archive: &Path) {
-    let file = std::fs::File::open(archive).unwrap();
-    let mut c = lab.ssh_command(host).unwrap();
-    c.arg(
-        "ctr --address /run/containerd/containerd.sock -n k8s.io images import --all-platforms -",
-    )
-    .stdin(file);
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "import into {host}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// GET through the API server's proxy to `pod`'s port 8080.
-fn pod_get(state: &Path, pod: &str, path: &str) -> Result<String, String> {
-    let out = kubectl(state)
-        .args([
-            "get",
-            "--raw",
-            &format!("/api/v1/namespaces/default/pods/{pod}:8080/proxy{path}"),
-        ])
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// `(name, node, podIP)` of the Running pods matching `selector`.
-fn pods(state: &Path, selector: &str) -> Vec<(String, String, String)> {
-    let out = kubectl_ok(
-        state,
-        &[
-            "get",
-            "pods",
-            "-l",
-            selector,
-            "--field-selector=status.phase=Running",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP}{\"\\n\"}{end}",
-        ],
-    );
-    out.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3).then(|| (f[0].to_owned(), f[1].to_owned(), f[2].to_owned()))
-        })
-        .collect()
-}
-
-fn netcheck_manifests(image: &str) -> String {
-    include_str!("../images/netcheck/manifests.yaml").replace("@IMAGE@", image)
-}
-
 #[test]
 fn workers_join_run_workloads_and_leave() {
-    let (netcheck, netcheck_name) = netcheck_image();
+    let netcheck = netcheck_image();
     let (lab, _work, state) = seeded_lab(NAME, SUBNET, 4);
     let address = |host: &str| lab.host(host).unwrap().address.to_string();
 
@@ -276,27 +197,15 @@ fn workers_join_run_workloads_and_leave() {
     }
 
     // ---- a workload across the workers ---------------------------------------------------
-    for host in ["host1", "host2", "host3"] {
-        import_image(&lab, host, &netcheck);
-    }
-    apply(&state, &netcheck_manifests(&netcheck_name));
-    eventually_or_dump(
+    deploy_netcheck(
         &lab,
         &state,
-        "netcheck pods Running on both workers and the master",
-        Duration::from_secs(300),
-        || {
-            let p = pods(&state, "app=netcheck");
-            p.len() == 4
-                && p.iter().any(|(_, n, _)| n == "host2")
-                && p.iter().any(|(_, n, _)| n == "host3")
-                && pods(&state, "app=netcheck-master").len() == 1
-        },
+        &netcheck,
+        &["host1", "host2", "host3"],
+        &["host2", "host3"],
     );
-    let all = pods(&state, "app=netcheck");
-    let on = |node: &str| all.iter().find(|(_, n, _)| n == node).unwrap().clone();
-    let (a, _, _) = on("host2");
-    let (_, _, b_ip) = on("host3");
+    let (a, _) = netcheck_on(&state, "host2");
+    let (_, b_ip) = netcheck_on(&state, "host3");
     let (_, _, m_ip) = pods(&state, "app=netcheck-master")[0].clone();
     let checks = [
         (
@@ -321,18 +230,7 @@ fn workers_join_run_workloads_and_leave() {
         ),
     ];
     for (what, path, want) in checks {
-        let mut last = String::new();
-        let reached = (0..30).any(|_| {
-            match pod_get(&state, &a, &path) {
-                Ok(body) if body.contains(want) => return true,
-                Ok(body) => last = body,
-                Err(e) => last = e,
-            }
-            std::thread::sleep(Duration::from_secs(1));
-            false
-        });
-        assert!(reached, "{a} on host2 → {what} ({path}): {last}");
-        eprintln!("{a} on host2 reached {what}");
+        pod_reaches(&state, &a, what, &path, want);
     }
 
     // ---- leave, blocked by a budget, then not ----------------------------------------------
@@ -368,19 +266,7 @@ fn workers_join_run_workloads_and_leave() {
         Duration::from_secs(400),
         || !exists(&state, "workernode/host2") && !exists(&state, "node/host2"),
     );
-    let left = lab
-        .exec_ok(
-            "host2",
-            "systemctl is-active kubelet kube-proxy containerd 2>/dev/null; \
-             ls -d /etc/kubernetes /var/lib/kubelet /var/lib/kubeseed 2>/dev/null; ip link show cni0 2>/dev/null; true",
-        )
-        .unwrap();
-    assert!(
-        !left.contains("active\n") || left.lines().all(|l| l != "active"),
-        "services still running on host2: {left}"
-    );
-    assert!(!left.contains("/etc/kubernetes"), "{left}");
-    assert!(!left.contains("cni0"), "{left}");
+    assert_worker_gone_and_clean(&lab, &state, "host2");
     eventually_or_dump(
         &lab,
         &state,

@@ -5,6 +5,7 @@
 
 pub mod balancer;
 pub mod cluster;
+pub mod workload;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
