@@ -69,9 +69,7 @@ use common::cluster::{
     apply, assert_consistent, condition, etcd_member_lines, etcd_members, eventually_or_dump,
     exists, jsonpath, local_etcdctl, member_yaml, wait_ready, worker_yaml,
 };
-use common::workload::{
-    assert_worker_gone_and_clean, deploy_netcheck, netcheck_image, pods, serves_across,
-};
+use common::workload::{deploy_netcheck, netcheck_image, serves_across, worker_left};
 use common::{bootstrap_binary, eventually, kubectl_ok, seeded_lab};
 use kubeseed_e2e::Lab;
 
@@ -930,24 +928,7 @@ fn the_operator_grows_and_shrinks_the_control_plane() {
 
     // ---- a worker leaves: drained, its pods on the other ----------------------------
     kubectl_ok(&state, &["delete", "workernode/host7", "--wait=false"]);
-    eventually_or_dump(
-        &lab,
-        &state,
-        "host7's WorkerNode and Node gone",
-        Duration::from_secs(400),
-        || !exists(&state, "workernode/host7") && !exists(&state, "node/host7"),
-    );
-    assert_worker_gone_and_clean(&lab, &state, "host7");
-    eventually_or_dump(
-        &lab,
-        &state,
-        "netcheck all on host6",
-        Duration::from_secs(300),
-        || {
-            let p = pods(&state, "app=netcheck");
-            p.len() == 4 && p.iter().all(|(_, n, _)| n == "host6")
-        },
-    );
+    worker_left(&lab, &state, "host7", "host6");
     serves_across(&state, "host6", "host6");
     assert_consistent(&lab, &state, "host1", Some("api"));
 

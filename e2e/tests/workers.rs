@@ -29,7 +29,7 @@ use common::cluster::{
     worker_yaml,
 };
 use common::workload::{
-    assert_worker_gone_and_clean, deploy_netcheck, netcheck_image, netcheck_on, pod_reaches, pods,
+    deploy_netcheck, netcheck_image, netcheck_on, pod_reaches, pods, worker_left,
 };
 use common::{kubectl, kubectl_ok, seeded_lab};
 
@@ -259,24 +259,7 @@ fn workers_join_run_workloads_and_leave() {
     let cordoned = jsonpath(&state, "node/host2", "{.spec.unschedulable}");
     assert_eq!(cordoned, "true");
     kubectl_ok(&state, &["delete", "pdb/netcheck"]);
-    eventually_or_dump(
-        &lab,
-        &state,
-        "host2's WorkerNode and Node gone",
-        Duration::from_secs(400),
-        || !exists(&state, "workernode/host2") && !exists(&state, "node/host2"),
-    );
-    assert_worker_gone_and_clean(&lab, &state, "host2");
-    eventually_or_dump(
-        &lab,
-        &state,
-        "netcheck rescheduled on host3",
-        Duration::from_secs(300),
-        || {
-            let p = pods(&state, "app=netcheck");
-            p.len() == 4 && p.iter().all(|(_, n, _)| n == "host3")
-        },
-    );
+    worker_left(&lab, &state, "host2", "host3");
     assert_consistent(&lab, &state, "host1", None);
     lab.down().unwrap();
 }

@@ -167,11 +167,17 @@ pub fn serves_across(state: &Path, from: &str, to: &str) {
     );
 }
 
-/// A removed worker: its `WorkerNode` and Node gone, its services stopped,
-/// its Kubernetes files and pod bridge removed.
-pub fn assert_worker_gone_and_clean(lab: &Lab, state: &Path, host: &str) {
-    assert!(!exists(state, &format!("workernode/{host}")));
-    assert!(!exists(state, &format!("node/{host}")));
+/// A worker whose `WorkerNode` was deleted leaves: the object and its Node
+/// go, its services stop, its Kubernetes files and pod bridge are removed,
+/// and the Deployment's four pods all run on `remaining`.
+pub fn worker_left(lab: &Lab, state: &Path, host: &str, remaining: &str) {
+    eventually_or_dump(
+        lab,
+        state,
+        &format!("{host}'s WorkerNode and Node gone"),
+        Duration::from_secs(400),
+        || !exists(state, &format!("workernode/{host}")) && !exists(state, &format!("node/{host}")),
+    );
     let left = lab
         .exec_ok(
             host,
@@ -185,4 +191,14 @@ pub fn assert_worker_gone_and_clean(lab: &Lab, state: &Path, host: &str) {
     );
     assert!(!left.contains("/etc/kubernetes"), "{left}");
     assert!(!left.contains("cni0"), "{left}");
+    eventually_or_dump(
+        lab,
+        state,
+        &format!("netcheck all on {remaining}"),
+        Duration::from_secs(300),
+        || {
+            let p = pods(state, "app=netcheck");
+            p.len() == 4 && p.iter().all(|(_, n, _)| n == remaining)
+        },
+    );
 }
